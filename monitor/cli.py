@@ -1,0 +1,80 @@
+"""The `sla-monitor` command line: run, check-config, schedule, schema, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from monitor.config_loader import ConfigError, config_json_schema, load_config
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.path)
+    except ConfigError as error:
+        for line in error.lines():
+            print(line, file=sys.stderr)
+        return 1
+    print(f"{args.path}: OK ({len(config.batches)} batches)")
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.path)
+    except ConfigError as error:
+        for line in error.lines():
+            print(line, file=sys.stderr)
+        return 1
+    now = datetime.now(UTC)
+    for batch in config.batches:
+        rule = config.deadline_rule(batch)
+        if rule is None:
+            print(f"{batch.name}: freshness {batch.freshness} (no deadlines)")
+            continue
+        print(f"{batch.name}: {batch.deadline} ({rule.cron.tz.key})")
+        for deadline in rule.cron.upcoming(now, args.count):
+            start, end = rule.window_of(deadline)
+            print(
+                f"  {deadline.isoformat()}  window ({start.isoformat()}, {end.isoformat()}]"
+            )
+    return 0
+
+
+def _schema(_: argparse.Namespace) -> int:
+    print(json.dumps(config_json_schema(), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sla-monitor",
+        description="Deadline and freshness SLA monitor for Kubernetes batch Jobs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("check-config", help="validate a config file or directory")
+    check.add_argument("path")
+    check.set_defaults(handler=_check_config)
+
+    schedule = commands.add_parser("schedule", help="print each batch's next deadlines")
+    schedule.add_argument("path")
+    schedule.add_argument("--count", type=int, default=5)
+    schedule.set_defaults(handler=_schedule)
+
+    schema = commands.add_parser("schema", help="print the config's JSON Schema")
+    schema.set_defaults(handler=_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Facts in, actions out: the only vocabulary the engine speaks.
+
+Sources turn the world (Kubernetes Jobs, log entries, the clock) into small frozen
+facts; the engine answers with actions that the notifier turns into Slack posts.
+Nothing here knows about any client library: a fact is already reduced at the edge.
+All datetimes are timezone-aware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+AlertKind = Literal[
+    "missed_deadline", "stale", "job_failed", "traceback", "recovered", "monitor_degraded"
+]
+JobOutcome = Literal["running", "succeeded", "failed"]
+
+#: Source names used in watermarks, health facts and `monitor_degraded` keys.
+KUBERNETES = "kubernetes"
+CLOUD_LOGGING = "cloud_logging"
+SLACK = "slack"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSeen:
+    """The latest known state of one Job (also the last state of a DELETED event).
+
+    `outcome` is decided from conditions at the edge: `succeeded` from `Complete` or
+    `SuccessCriteriaMet`, `failed` from `Failed` or `FailureTarget` (with `reason`).
+    `completion_time` is the Job's `status.completionTime` (success only).
+    """
+
+    uid: str
+    namespace: str
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    cronjob: str | None = None
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+    outcome: JobOutcome = "running"
+    reason: str | None = None
+    message: str | None = None
+    failed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobGone:
+    """A Job vanished from the cluster (deleted, or missing from a relist)."""
+
+    uid: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TracebackSeen:
+    """One Python traceback, its lines already grouped, from one pod's container.
+
+    `job` is the Job name the pod belongs to (None when it could not be resolved);
+    `time` is the timestamp of the `Traceback (most recent call last):` line, which
+    together with namespace/pod/container identifies the traceback across sources.
+    """
+
+    namespace: str
+    pod: str
+    container: str
+    job: str | None
+    time: datetime
+    first_line: str
+    final_line: str
+    labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    cronjob: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark:
+    """`source` has delivered every fact about the cluster up to `seen_up_to`."""
+
+    source: str
+    seen_up_to: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHealth:
+    """Whether `source` can currently reach its service; `last_contact` is the last success."""
+
+    source: str
+    reachable: bool
+    last_contact: datetime
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The clock: the engine never reads time, it is told."""
+
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReplaced:
+    """A new valid config (a `monitor.config.Config`) took effect at `at`."""
+
+    config: Any
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRejected:
+    """A config reload failed; the last good config keeps running."""
+
+    at: datetime
+    errors: tuple[str, ...]
+
+
+Fact = (
+    JobSeen
+    | JobGone
+    | TracebackSeen
+    | Watermark
+    | SourceHealth
+    | Tick
+    | ConfigReplaced
+    | ConfigRejected
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """Post a new alert. `key` is unique per alert for the product's whole life.
+
+    `at` is when the alert became due (the breach instant, not when it was noticed).
+    `channel`/`mention` come from config only (None: the default channel, no mention).
+    `details` holds JSON-able facts for rendering; untrusted text is escaped later.
+    """
+
+    kind: AlertKind
+    batch: str
+    key: str
+    at: datetime
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    channel: str | None = None
+    mention: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resolve:
+    """Resolve the alert `key` (posted earlier): a `recovered` thread reply plus an edit.
+
+    `kind` is the kind of the alert being resolved; `details` says how (e.g. how late).
+    """
+
+    key: str
+    kind: AlertKind
+    batch: str
+    at: datetime
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def recovered_key(self) -> str:
+        """The key of the `recovered` message itself."""
+        return f"recovered:{self.key}"
+
+
+Action = Post | Resolve

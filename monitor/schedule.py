@@ -1,0 +1,184 @@
+"""Durations, cron deadlines in a timezone, and deadline windows — exact across DST.
+
+Cron expressions are iterated on *wall-clock* time (naive datetimes, so croniter never
+sees a DST jump) and each wall time is then placed on the timeline:
+
+* a wall time inside a spring-forward gap does not exist: it fires at the first valid
+  instant after the gap (the transition itself), and several gap times collapse into one;
+* a wall time inside a fall-back repeated hour exists twice: it fires once, at the first
+  occurrence.
+
+croniter stays behind this module so replacing it is a one-file change.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+DURATION_PATTERN = r"^\s*\d+\s*(ms|s|m|h|d|w)\s*$"
+
+#: Largest shift of a wall clock at a DST transition anywhere (historic double summer time).
+_MAX_DST_SHIFT = timedelta(hours=2)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse `90s`, `5m`, `2h`, `1d`, `1w` (also `0`) into a timedelta."""
+    if not isinstance(text, str):
+        raise ValueError(f"duration must be a string like '5m', got {text!r}")
+    if text.strip() == "0":
+        return timedelta(0)
+    found = _DURATION.match(text)
+    if found is None:
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number and a unit (ms, s, m, h, d, w), "
+            "e.g. '90s', '5m', '2h', '1d'"
+        )
+    return timedelta(seconds=int(found.group(1)) * _UNIT_SECONDS[found.group(2)])
+
+
+def format_duration(delta: timedelta) -> str:
+    """Render a duration for people: `1h 5m`, `42s`, `3d 2h`."""
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        amount, seconds = divmod(seconds, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return " ".join(parts[:2])
+
+
+def load_timezone(name: str) -> ZoneInfo:
+    """An IANA timezone, or ValueError naming the bad name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown IANA timezone {name!r}") from error
+
+
+def validate_cron(expression: str) -> str:
+    """Return the expression if it is 5 fields, or 6 with seconds first; else ValueError."""
+    fields = expression.split()
+    if len(fields) not in (5, 6):
+        raise ValueError(
+            f"invalid cron {expression!r}: expected 5 fields, or 6 with seconds first"
+        )
+    if not croniter.is_valid(expression, second_at_beginning=True):
+        raise ValueError(f"invalid cron {expression!r}")
+    try:
+        croniter(expression, datetime(2000, 1, 1), second_at_beginning=True).get_next(datetime)
+    except Exception as error:  # croniter raises several types for impossible dates
+        raise ValueError(f"invalid cron {expression!r}: {error}") from error
+    return expression
+
+
+def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
+    # Through UTC: astimezone() to an instant's own tzinfo returns it unchanged.
+    return instant.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+
+
+def _exists(wall: datetime, tz: ZoneInfo) -> bool:
+    return _wall(wall.replace(tzinfo=tz), tz) == wall
+
+
+def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The transition instant that ends the spring-forward gap holding `wall`."""
+    low = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)  # before the jump
+    high = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)  # after the jump
+    if low > high:
+        low, high = high, low
+    after_offset = high.astimezone(tz).utcoffset()
+    while high - low > timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        if middle.astimezone(tz).utcoffset() == after_offset:
+            high = middle
+        else:
+            low = middle
+    return high.replace(microsecond=0).astimezone(tz)
+
+
+def place(wall: datetime, tz: ZoneInfo) -> datetime:
+    """Put a wall-clock time on the timeline per the DST rules above."""
+    if not _exists(wall, tz):
+        return _gap_end(wall, tz)
+    return wall.replace(tzinfo=tz, fold=0)
+
+
+@dataclass(frozen=True)
+class CronSchedule:
+    """The deadline instants of one cron expression in one timezone."""
+
+    expression: str
+    tz: ZoneInfo
+
+    def _iterate(self, start_wall: datetime, backwards: bool) -> Iterator[datetime]:
+        walls = croniter(self.expression, start_wall, second_at_beginning=True)
+        step = walls.get_prev if backwards else walls.get_next
+        while True:
+            yield place(step(datetime), self.tz)
+
+    def next_after(self, instant: datetime) -> datetime:
+        """The first deadline strictly after `instant`."""
+        for deadline in self._iterate(_wall(instant, self.tz), backwards=False):
+            if deadline > instant:
+                return deadline
+        raise AssertionError("unreachable: cron iteration is infinite")
+
+    def previous_before(self, instant: datetime) -> datetime:
+        """The last deadline strictly before `instant`."""
+        start = _wall(instant, self.tz)
+        if instant.astimezone(UTC).astimezone(self.tz).fold:
+            # Wall times after this one may still lie earlier on the timeline.
+            start += _MAX_DST_SHIFT
+        for deadline in self._iterate(start, backwards=True):
+            if deadline < instant:
+                return deadline
+        raise AssertionError("unreachable: cron iteration is infinite")
+
+    def between(self, start: datetime, end: datetime) -> Iterator[datetime]:
+        """Deadlines in the half-open interval (start, end]."""
+        deadline = self.next_after(start)
+        while deadline <= end:
+            yield deadline
+            deadline = self.next_after(deadline)
+
+    def upcoming(self, after: datetime, count: int) -> list[datetime]:
+        """The next `count` deadlines strictly after `after`."""
+        deadlines: list[datetime] = []
+        deadline = after
+        for _ in range(count):
+            deadline = self.next_after(deadline)
+            deadlines.append(deadline)
+        return deadlines
+
+
+@dataclass(frozen=True)
+class DeadlineRule:
+    """A deadline batch's timing: cron instants, optional fixed window, grace."""
+
+    cron: CronSchedule
+    window: timedelta | None
+    grace: timedelta
+
+    def window_of(self, deadline: datetime) -> tuple[datetime, datetime]:
+        """The window (start, end] of a deadline per SPEC "Deadline semantics".
+
+        Without a fixed window it starts at the previous deadline + grace.
+        """
+        end = deadline + self.grace
+        if self.window is not None:
+            return deadline - self.window, end
+        return self.cron.previous_before(deadline) + self.grace, end
+
+    def decision_instant(self, deadline: datetime) -> datetime:
+        """When a deadline can be judged (deadline + grace)."""
+        return deadline + self.grace
