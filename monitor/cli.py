@@ -38,9 +38,7 @@ def _schedule(args: argparse.Namespace) -> int:
         print(f"{batch.name}: {batch.deadline} ({rule.cron.tz.key})")
         for deadline in rule.cron.upcoming(now, args.count):
             start, end = rule.window_of(deadline)
-            print(
-                f"  {deadline.isoformat()}  window ({start.isoformat()}, {end.isoformat()}]"
-            )
+            print(f"  {deadline.isoformat()}  window ({start.isoformat()}, {end.isoformat()}]")
     return 0
 
 

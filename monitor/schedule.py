@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -57,6 +58,33 @@ def format_duration(delta: timedelta) -> str:
     return " ".join(parts[:2])
 
 
+@overload
+def iso(instant: datetime) -> str: ...
+@overload
+def iso(instant: None) -> None: ...
+def iso(instant: datetime | None) -> str | None:
+    """ISO-8601 with offset, the one text form of an instant in state and messages."""
+    return None if instant is None else instant.isoformat()
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """The inverse of `iso`; rejects naive datetimes so no instant is ever ambiguous."""
+    if text is None:
+        return None
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"instant without a UTC offset: {text!r}")
+    return parsed
+
+
+def parse_instant(text: str) -> datetime:
+    """Like `parse_iso`, for an instant that must be present."""
+    parsed = parse_iso(text)
+    if parsed is None:
+        raise ValueError("missing instant")
+    return parsed
+
+
 def load_timezone(name: str) -> ZoneInfo:
     """An IANA timezone, or ValueError naming the bad name."""
     try:
@@ -69,9 +97,7 @@ def validate_cron(expression: str) -> str:
     """Return the expression if it is 5 fields, or 6 with seconds first; else ValueError."""
     fields = expression.split()
     if len(fields) not in (5, 6):
-        raise ValueError(
-            f"invalid cron {expression!r}: expected 5 fields, or 6 with seconds first"
-        )
+        raise ValueError(f"invalid cron {expression!r}: expected 5 fields, or 6 with seconds first")
     if not croniter.is_valid(expression, second_at_beginning=True):
         raise ValueError(f"invalid cron {expression!r}")
     try:

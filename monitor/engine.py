@@ -1,0 +1,497 @@
+"""The alert engine: a pure state machine from facts to actions.
+
+It never reads the clock, the network or the disk: time arrives as `Tick`/`Watermark`
+facts, and the caller performs the returned `Post`/`Resolve` actions. Given the same
+config and the same set of facts — in any order, any number of times, with the sources'
+watermarks honest — it returns the same alerts, each key exactly once. Its whole state is
+a JSON document (`to_json`/`restore`), so a restarted daemon resumes exactly.
+
+Deadline and freshness judgement live in `monitor.deadlines` / `monitor.freshness`; this
+module routes facts to them, owns the per-Job signals (`job_failed`, `traceback`), source
+health (`monitor_degraded`), config replacement, and the log of every key ever posted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from monitor.config import Batch, Config
+from monitor.deadlines import DeadlineTrack
+from monitor.facts import (
+    KUBERNETES,
+    Action,
+    ConfigRejected,
+    ConfigReplaced,
+    Fact,
+    JobGone,
+    JobSeen,
+    Post,
+    Resolve,
+    SourceHealth,
+    Tick,
+    TracebackSeen,
+    Watermark,
+)
+from monitor.freshness import FreshnessTrack
+from monitor.matching import BatchIndex, JobIdentity
+from monitor.schedule import iso, parse_instant
+
+STATE_VERSION = 1
+#: Failures and tracebacks are stamped to the second; allow that much before the first start.
+_CLOCK_RESOLUTION = timedelta(seconds=1)
+_HISTORY_LENGTH = 200
+
+Track = DeadlineTrack | FreshnessTrack
+
+
+def schedule_signature(config: Config, batch: Batch) -> str:
+    """What, if changed by a reload, makes a batch start its judgement afresh."""
+    zone = config.zone_of(batch).key
+    if batch.deadline is not None:
+        return f"deadline|{batch.deadline}|{zone}|{batch.window}|{batch.grace}"
+    return f"freshness|{batch.freshness}"
+
+
+@dataclasses.dataclass
+class SourceState:
+    reachable: bool
+    last_contact: datetime
+    detail: str
+    degraded_key: str | None = None
+
+
+class Engine:
+    """Feed it facts with `handle`; perform what it returns. See the module docstring."""
+
+    def __init__(
+        self,
+        config: Config,
+        started_at: datetime,
+        history_retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.started_at = started_at
+        self.now = started_at
+        self.history_retention = history_retention
+        self.watermarks: dict[str, datetime] = {}
+        self.tracks: dict[str, Track] = {}
+        self.signatures: dict[str, str] = {}
+        self.posted: dict[str, datetime] = {}
+        self.open_alerts: dict[str, dict[str, str]] = {}
+        self.last_failure: dict[str, datetime] = {}
+        self.sources: dict[str, SourceState] = {}
+        self.config_degraded_key: str | None = None
+        self.history: list[dict[str, str]] = []
+        self.config = config
+        self._index = BatchIndex(config.batches)
+        self._reconcile(config, started_at)
+
+    # -- input ---------------------------------------------------------------------------
+
+    def handle(self, fact: Fact) -> list[Action]:
+        """Apply one fact; return the actions it makes due (already deduplicated)."""
+        match fact:
+            case JobSeen():
+                actions = self._job_seen(fact)
+            case TracebackSeen():
+                actions = self._traceback(fact)
+            case Watermark(source=source, seen_up_to=seen):
+                if source not in self.watermarks or seen > self.watermarks[source]:
+                    self.watermarks[source] = seen
+                actions = self._advance()
+            case Tick(now=now):
+                self.now = max(self.now, now)
+                actions = self._advance() + self._check_sources()
+            case SourceHealth():
+                actions = self._source_health(fact)
+            case ConfigReplaced(config=config, at=at):
+                actions = self._replace_config(config, at)
+            case ConfigRejected():
+                actions = self._config_rejected(fact)
+            case JobGone():
+                actions = []  # A completion already seen still counts; nothing to do.
+        return self._record(actions)
+
+    def handle_all(self, facts: Iterable[Fact]) -> list[Action]:
+        return [action for fact in facts for action in self.handle(fact)]
+
+    # -- jobs and logs -------------------------------------------------------------------
+
+    def _job_seen(self, job: JobSeen) -> list[Action]:
+        identity = JobIdentity(job.namespace, job.name, job.cronjob, job.labels)
+        batches = self._index.batches_for(identity)
+        actions: list[Action] = []
+        if job.outcome == "succeeded" and job.completion_time is not None:
+            for batch in batches:
+                actions += self._completed(batch, job.uid, job.completion_time)
+        elif job.outcome == "failed":
+            failed_at = job.failed_at or self.now
+            for batch in batches:
+                self._note_failure(batch.name, failed_at)
+            actions += self._job_failed(job, batches[0] if batches else None, failed_at)
+        return actions
+
+    def _completed(self, batch: Batch, uid: str, at: datetime) -> list[Action]:
+        track = self.tracks[batch.name]
+        if isinstance(track, DeadlineTrack):
+            rule = self.config.deadline_rule(batch)
+            assert rule is not None
+            return track.completed(uid, at, rule)
+        return track.completed(uid, at)
+
+    def _note_failure(self, batch: str, at: datetime) -> None:
+        if batch not in self.last_failure or at > self.last_failure[batch]:
+            self.last_failure[batch] = at
+
+    def _too_old(self, at: datetime) -> bool:
+        """Signals from before the first start, or older than the key log, are not alerted."""
+        return at < self.started_at - _CLOCK_RESOLUTION or at < self.now - self.history_retention
+
+    def _job_failed(self, job: JobSeen, batch: Batch | None, failed_at: datetime) -> list[Action]:
+        if self._too_old(failed_at) or not self._notify(batch, "job_failed"):
+            return []
+        return [
+            Post(
+                kind="job_failed",
+                batch=batch.name if batch else "",
+                key=f"job_failed:{job.namespace}/{job.name}@{job.uid}",
+                at=failed_at,
+                details={
+                    "namespace": job.namespace,
+                    "job": job.name,
+                    "uid": job.uid,
+                    "cronjob": job.cronjob,
+                    "reason": job.reason,
+                    "message": job.message,
+                    "failed_at": iso(failed_at),
+                },
+            )
+        ]
+
+    def _traceback(self, seen: TracebackSeen) -> list[Action]:
+        batch: Batch | None = None
+        if seen.job is not None:
+            identity = JobIdentity(seen.namespace, seen.job, seen.cronjob, seen.labels)
+            batches = self._index.batches_for(identity)
+            for matched in batches:
+                self._note_failure(matched.name, seen.time)
+            batch = batches[0] if batches else None
+        if self._too_old(seen.time) or not self._notify(batch, "traceback"):
+            return []
+        return [
+            Post(
+                kind="traceback",
+                batch=batch.name if batch else "",
+                key=f"traceback:{seen.namespace}/{seen.pod}/{seen.container}@{iso(seen.time)}",
+                at=seen.time,
+                details={
+                    "namespace": seen.namespace,
+                    "pod": seen.pod,
+                    "container": seen.container,
+                    "job": seen.job,
+                    "cronjob": seen.cronjob,
+                    "first_line": seen.first_line,
+                    "final_line": seen.final_line,
+                    "time": iso(seen.time),
+                },
+            )
+        ]
+
+    def _notify(self, batch: Batch | None, kind: str) -> bool:
+        """Per-batch switches; Jobs of no batch only alert when `unmatched` asks."""
+        if batch is not None:
+            return bool(getattr(batch.notify, kind))
+        unmatched = self.config.unmatched
+        return unmatched is not None and bool(getattr(unmatched.notify, kind))
+
+    # -- time ------------------------------------------------------------------------------
+
+    def horizon(self) -> datetime | None:
+        """Up to when deadlines can be judged: now, unless the cluster view lags behind."""
+        seen = self.watermarks.get(KUBERNETES)
+        return None if seen is None else min(self.now, seen)
+
+    def _advance(self) -> list[Action]:
+        horizon = self.horizon()
+        if horizon is None:
+            return []
+        actions: list[Action] = []
+        for batch in self.config.batches:
+            track = self.tracks[batch.name]
+            if isinstance(track, DeadlineTrack):
+                rule = self.config.deadline_rule(batch)
+                assert rule is not None
+                actions += track.advance(horizon, rule)
+            else:
+                assert batch.freshness is not None
+                actions += track.advance(horizon, batch.freshness)
+        return actions
+
+    def next_wakeup(self) -> datetime | None:
+        """The earliest instant at which a `Tick` could make something due."""
+        instants: list[datetime] = []
+        for batch in self.config.batches:
+            track = self.tracks[batch.name]
+            if isinstance(track, DeadlineTrack):
+                rule = self.config.deadline_rule(batch)
+                assert rule is not None
+                instants.append(track.next_decision(rule))
+            elif track.open_key is None:
+                assert batch.freshness is not None
+                instants.append(track.stale_at(batch.freshness) + _CLOCK_RESOLUTION / 1000)
+        degraded_after = self.config.health.degraded_after
+        for state in self.sources.values():
+            if not state.reachable and state.degraded_key is None:
+                instants.append(state.last_contact + degraded_after + _CLOCK_RESOLUTION / 1000)
+        return min(instants, default=None)
+
+    # -- health ----------------------------------------------------------------------------
+
+    def _source_health(self, health: SourceHealth) -> list[Action]:
+        state = self.sources.get(health.source)
+        if state is None:
+            state = self.sources[health.source] = SourceState(
+                health.reachable, health.last_contact, health.detail
+            )
+        state.reachable, state.detail = health.reachable, health.detail
+        state.last_contact = max(state.last_contact, health.last_contact)
+        if health.reachable and state.degraded_key is not None:
+            key, state.degraded_key = state.degraded_key, None
+            return [
+                Resolve(
+                    key=key,
+                    kind="monitor_degraded",
+                    batch="",
+                    at=health.last_contact,
+                    details={"source": health.source, "back_at": iso(health.last_contact)},
+                )
+            ]
+        return self._check_sources()
+
+    def _check_sources(self) -> list[Action]:
+        actions: list[Action] = []
+        degraded_after = self.config.health.degraded_after
+        for source, state in sorted(self.sources.items()):
+            due = state.last_contact + degraded_after
+            if state.reachable or state.degraded_key is not None or self.now <= due:
+                continue
+            state.degraded_key = f"degraded:{source}@{iso(state.last_contact)}"
+            actions.append(
+                Post(
+                    kind="monitor_degraded",
+                    batch="",
+                    key=state.degraded_key,
+                    at=due,
+                    details={
+                        "source": source,
+                        "since": iso(state.last_contact),
+                        "detail": state.detail,
+                    },
+                )
+            )
+        return actions
+
+    # -- config ----------------------------------------------------------------------------
+
+    def _config_rejected(self, rejected: ConfigRejected) -> list[Action]:
+        if self.config_degraded_key is not None:
+            return []
+        self.config_degraded_key = f"degraded:config@{iso(rejected.at)}"
+        return [
+            Post(
+                kind="monitor_degraded",
+                batch="",
+                key=self.config_degraded_key,
+                at=rejected.at,
+                details={
+                    "source": "config",
+                    "since": iso(rejected.at),
+                    "errors": list(rejected.errors),
+                },
+            )
+        ]
+
+    def _replace_config(self, config: Config, at: datetime) -> list[Action]:
+        self.config = config
+        self._index = BatchIndex(config.batches)
+        self._reconcile(config, at)
+        actions: list[Action] = []
+        if self.config_degraded_key is not None:
+            actions.append(
+                Resolve(
+                    key=self.config_degraded_key,
+                    kind="monitor_degraded",
+                    batch="",
+                    at=at,
+                    details={"source": "config", "back_at": iso(at)},
+                )
+            )
+            self.config_degraded_key = None
+        return actions + self._advance()
+
+    def _reconcile(self, config: Config, at: datetime) -> None:
+        """Keep unchanged batches; start added or re-timed ones at `at`; drop removed ones.
+
+        A re-timed deadline batch keeps its open alerts (a late completion still resolves
+        them) and, through the posted-key log, never alerts a key twice.
+        """
+        tracks: dict[str, Track] = {}
+        signatures: dict[str, str] = {}
+        for batch in config.batches:
+            signature = schedule_signature(config, batch)
+            old = self.tracks.get(batch.name)
+            if old is not None and self.signatures.get(batch.name) == signature:
+                tracks[batch.name] = old
+            else:
+                tracks[batch.name] = self._fresh_track(config, batch, at, old)
+            signatures[batch.name] = signature
+        for name in set(self.tracks) - set(tracks):
+            for key in [k for k, alert in self.open_alerts.items() if alert["batch"] == name]:
+                del self.open_alerts[key]
+        self.tracks, self.signatures = tracks, signatures
+
+    @staticmethod
+    def _fresh_track(config: Config, batch: Batch, at: datetime, old: Track | None) -> Track:
+        rule = config.deadline_rule(batch)
+        if rule is None:
+            return FreshnessTrack.starting(batch.name, at)
+        track = DeadlineTrack.starting(batch.name, rule, at)
+        if isinstance(old, DeadlineTrack):
+            track.open = old.open
+            track.consumed = old.consumed
+            track.last_success = old.last_success
+        return track
+
+    # -- output ----------------------------------------------------------------------------
+
+    def _record(self, actions: list[Action]) -> list[Action]:
+        """Drop keys already posted, route posts, and remember what is open."""
+        recorded: list[Action] = []
+        for action in actions:
+            if isinstance(action, Post):
+                if action.key in self.posted:
+                    continue
+                self.posted[action.key] = action.at
+                action = self._routed(action)
+                if action.kind in ("missed_deadline", "stale", "monitor_degraded"):
+                    self.open_alerts[action.key] = {
+                        "kind": action.kind,
+                        "batch": action.batch,
+                        "at": iso(action.at),
+                    }
+            elif self.open_alerts.pop(action.key, None) is None:
+                continue  # Resolved already (or never posted): never say it twice.
+            self._remember(action)
+            recorded.append(action)
+        return recorded
+
+    def _routed(self, post: Post) -> Post:
+        route = None
+        if post.batch:
+            batch = self.config.batch_named(post.batch)
+            route = batch.slack if batch is not None else None
+        elif post.kind in ("job_failed", "traceback") and self.config.unmatched is not None:
+            route = self.config.unmatched.slack
+        if route is None:
+            return post
+        return dataclasses.replace(post, channel=route.channel, mention=route.mention)
+
+    def _remember(self, action: Action) -> None:
+        kind = action.kind if isinstance(action, Post) else "recovered"
+        self.history.append(
+            {"at": iso(action.at), "kind": kind, "batch": action.batch, "key": action.key}
+        )
+        del self.history[:-_HISTORY_LENGTH]
+
+    def prune(self) -> None:
+        """Forget what can no longer matter, so saved state stays small."""
+        floor = self.now - self.history_retention
+        self.posted = {key: at for key, at in self.posted.items() if at >= floor}
+        for batch in self.config.batches:
+            track = self.tracks[batch.name]
+            if isinstance(track, DeadlineTrack):
+                rule = self.config.deadline_rule(batch)
+                assert rule is not None
+                track.prune(rule)
+            else:
+                track.prune()
+
+    # -- persistence ---------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole state as a JSON-able document (see `restore`)."""
+        return {
+            "version": STATE_VERSION,
+            "started_at": iso(self.started_at),
+            "now": iso(self.now),
+            "watermarks": {source: iso(at) for source, at in self.watermarks.items()},
+            "signatures": dict(self.signatures),
+            "tracks": {
+                name: {"type": type(track).__name__, **track.to_json()}
+                for name, track in self.tracks.items()
+            },
+            "posted": {key: iso(at) for key, at in self.posted.items()},
+            "open_alerts": self.open_alerts,
+            "last_failure": {name: iso(at) for name, at in self.last_failure.items()},
+            "sources": {
+                source: {
+                    "reachable": state.reachable,
+                    "last_contact": iso(state.last_contact),
+                    "detail": state.detail,
+                    "degraded_key": state.degraded_key,
+                }
+                for source, state in self.sources.items()
+            },
+            "config_degraded_key": self.config_degraded_key,
+            "history": self.history,
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        config: Config,
+        data: dict[str, Any],
+        now: datetime,
+        history_retention: timedelta = timedelta(days=7),
+    ) -> Engine:
+        """Resume from `to_json` output; a config changed meanwhile is applied at `now`.
+
+        Only clock-derived state is rebuilt: watermarks are kept, so deadlines that passed
+        while the daemon was down are decided once the sources catch up again.
+        """
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported state version {data.get('version')!r}")
+        engine = cls.__new__(cls)
+        engine.started_at = parse_instant(data["started_at"])
+        engine.now = max(parse_instant(data["now"]), now)
+        engine.history_retention = history_retention
+        engine.watermarks = {s: parse_instant(at) for s, at in data["watermarks"].items()}
+        engine.signatures = dict(data["signatures"])
+        engine.tracks = {}
+        for name, saved in data["tracks"].items():
+            body = {key: value for key, value in saved.items() if key != "type"}
+            engine.tracks[name] = (
+                DeadlineTrack.from_json(name, body)
+                if saved["type"] == DeadlineTrack.__name__
+                else FreshnessTrack.from_json(name, body)
+            )
+        engine.posted = {key: parse_instant(at) for key, at in data["posted"].items()}
+        engine.open_alerts = {key: dict(value) for key, value in data["open_alerts"].items()}
+        engine.last_failure = {n: parse_instant(at) for n, at in data["last_failure"].items()}
+        engine.sources = {
+            source: SourceState(
+                reachable=saved["reachable"],
+                last_contact=parse_instant(saved["last_contact"]),
+                detail=saved["detail"],
+                degraded_key=saved["degraded_key"],
+            )
+            for source, saved in data["sources"].items()
+        }
+        engine.config_degraded_key = data["config_degraded_key"]
+        engine.history = [dict(entry) for entry in data["history"]]
+        engine.config = config
+        engine._index = BatchIndex(config.batches)
+        engine._reconcile(config, engine.now)
+        return engine
