@@ -2,17 +2,22 @@
 
 Models validate values (durations, cron, timezones, regexes, one of deadline/freshness)
 and forbid unknown keys; `monitor.config_loader` reads YAML files and maps pydantic's
-errors back to FILE:LINE:COL. A validated `Config` is immutable and swapped whole on reload.
+errors back to FILE:LINE:COL. Cross-field rules are field validators rather than model
+validators so that they still run when a sibling field is broken: every error is
+reported in one pass. A validated `Config` is immutable and swapped whole on reload.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
+import zoneinfo
 from datetime import timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo
 
+from croniter import croniter
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -20,7 +25,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -33,11 +40,20 @@ from monitor.schedule import (
     validate_cron,
 )
 
+_CRON_FIELDS = (
+    ("minute", "0-59"),
+    ("hour", "0-23"),
+    ("day of month", "1-31"),
+    ("month", "1-12 or JAN-DEC"),
+    ("day of week", "0-6 or SUN-SAT"),
+)
+_BATCH_NAME = r"^[^\s@:]+$"
+
 
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int) and value == 0:
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
         return timedelta(0)
     return parse_duration(value)
 
@@ -50,8 +66,51 @@ def _check_regex(value: str) -> str:
     return value
 
 
+@cache
+def _zone_names() -> dict[str, str]:
+    return {name.lower(): name for name in zoneinfo.available_timezones()}
+
+
 def _check_timezone(value: str) -> str:
-    load_timezone(value)
+    try:
+        load_timezone(value)
+    except ValueError as error:
+        names = _zone_names()
+        close = names.get(value.lower()) or next(
+            iter(difflib.get_close_matches(value, names.values(), n=1, cutoff=0.75)), None
+        )
+        hint = f"; did you mean {close!r}?" if close else " (e.g. 'UTC', 'Asia/Tokyo')"
+        raise ValueError(f"{error}{hint}") from error
+    return value
+
+
+def _check_cron(expression: str) -> str:
+    """validate_cron, plus which field is wrong: 'invalid cron' alone helps nobody."""
+    try:
+        return validate_cron(expression)
+    except ValueError as error:
+        fields = expression.split()
+        names = _CRON_FIELDS if len(fields) == 5 else (("second", "0-59"), *_CRON_FIELDS)
+        if len(fields) != len(names):
+            raise
+        for position, ((name, allowed), text) in enumerate(zip(names, fields, strict=True)):
+            probe = ["*"] * len(fields)
+            probe[position] = text
+            if not croniter.is_valid(" ".join(probe), second_at_beginning=True):
+                raise ValueError(
+                    f"invalid cron {expression!r}: {name} field {text!r} is out of range "
+                    f"or malformed (allowed: {allowed})"
+                ) from error
+        raise
+
+
+def _check_batch_name(value: str) -> str:
+    if not value:
+        raise ValueError("batch name must not be empty")
+    if not re.match(_BATCH_NAME, value):
+        raise ValueError(
+            f"batch name {value!r} must not contain spaces, '@' or ':' (it is part of alert keys)"
+        )
     return value
 
 
@@ -61,20 +120,36 @@ Duration = Annotated[
     PlainSerializer(lambda delta: f"{int(delta.total_seconds())}s", return_type=str),
     WithJsonSchema(
         {
-            "type": "string",
-            "pattern": DURATION_PATTERN,
-            "description": "A duration such as 90s, 5m, 2h, 1d.",
+            "anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"const": 0}],
+            "description": "A duration: a whole number and a unit (ms, s, m, h, d, w), "
+            "e.g. 90s, 5m, 2h, 1d; or 0.",
         }
     ),
 ]
 Cron = Annotated[
     str,
-    AfterValidator(validate_cron),
-    Field(description="Cron: 5 fields, or 6 with seconds first, in the batch's timezone."),
+    AfterValidator(_check_cron),
+    Field(
+        description="Cron: 5 fields, or 6 with seconds first, in the batch's timezone.",
+        examples=["0 9 * * *", "30 0 9 * * MON-FRI"],
+    ),
 ]
 Regex = Annotated[str, AfterValidator(_check_regex)]
 TimezoneName = Annotated[
-    str, AfterValidator(_check_timezone), Field(description="An IANA timezone name.")
+    str,
+    AfterValidator(_check_timezone),
+    Field(description="An IANA timezone name.", examples=["UTC", "Asia/Tokyo"]),
+]
+BatchName = Annotated[
+    str,
+    AfterValidator(_check_batch_name),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _BATCH_NAME,
+            "description": "Unique batch name; no spaces, '@' or ':'.",
+        }
+    ),
 ]
 
 
@@ -83,11 +158,15 @@ class _Strict(BaseModel):
 
 
 class SlackDefaults(_Strict):
+    """Where alerts go unless a batch says otherwise."""
+
     channel: str | None = Field(None, description="Default channel for every alert.")
     token_env: str = Field("SLACK_BOT_TOKEN", description="Env var holding the bot token.")
 
 
 class KubernetesSettings(_Strict):
+    """Which Jobs the daemon watches."""
+
     namespaces: list[str] = Field(
         default_factory=list, description="Watched namespaces; empty: all namespaces."
     )
@@ -97,35 +176,67 @@ class KubernetesSettings(_Strict):
 
 
 class CloudLoggingSettings(_Strict):
-    project: str
+    """The Cloud Logging source of tracebacks; absent: no such source."""
+
+    project: str = Field(description="GCP project holding the cluster's logs.")
     cluster: str | None = Field(None, description="resource.labels.cluster_name")
-    poll_interval: Duration = timedelta(seconds=15)
+    poll_interval: Duration = Field(
+        timedelta(seconds=15), description="How often entries are listed (at least 1s)."
+    )
     endpoint: str | None = Field(
         None, description="Override the API endpoint; http:// means REST, no credentials."
     )
 
+    @field_validator("poll_interval")
+    @classmethod
+    def _poll_at_least_a_second(cls, value: timedelta) -> timedelta:
+        # entries.list allows 60 requests/minute/project: sub-second polling only gets throttled.
+        if value < timedelta(seconds=1):
+            raise ValueError("poll_interval must be at least 1s")
+        return value
+
 
 class StateSettings(_Strict):
+    """Where alert state survives restarts; neither given: file .sla-monitor/state.json."""
+
     configmap: str | None = Field(None, description="NAMESPACE/NAME of the state ConfigMap.")
     file: str | None = Field(None, description="Path of the state file.")
 
-    @model_validator(mode="after")
-    def _one_store(self) -> Self:
-        if self.configmap and self.file:
-            raise ValueError("state: give either 'configmap' or 'file', not both")
-        if self.configmap is not None and self.configmap.count("/") != 1:
-            raise ValueError("state.configmap must be NAMESPACE/NAME")
-        return self
+    @field_validator("configmap")
+    @classmethod
+    def _namespaced(cls, value: str | None) -> str | None:
+        if value is not None and (value.count("/") != 1 or "" in value.split("/")):
+            raise ValueError(f"configmap must be NAMESPACE/NAME, got {value!r}")
+        return value
+
+    @field_validator("file")
+    @classmethod
+    def _one_store(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("configmap") is not None:
+            raise ValueError("give either 'configmap' or 'file', not both")
+        return value
 
 
 class HealthSettings(_Strict):
-    degraded_after: Duration = timedelta(minutes=5)
+    """When an unreachable source becomes a monitor_degraded alert."""
+
+    degraded_after: Duration = Field(
+        timedelta(minutes=5),
+        description="A source unreachable this long raises monitor_degraded.",
+    )
+
+    @field_validator("degraded_after")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("degraded_after must be positive")
+        return value
 
 
 class Match(_Strict):
     """All given fields must hold for a Job to belong to the batch."""
 
-    namespace: str | None = None
+    namespace: str | None = Field(None, description="Namespace of the Job.")
     cronjob: str | None = Field(None, description="Name of the owner CronJob.")
     job_name: Regex | None = Field(None, description="Regex searched in the Job name.")
     labels: dict[str, str] | None = Field(None, description="Labels the Job must carry.")
@@ -133,9 +244,7 @@ class Match(_Strict):
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
         if not (self.namespace or self.cronjob or self.job_name or self.labels):
-            raise ValueError(
-                "match must give at least one of namespace, cronjob, job_name, labels"
-            )
+            raise ValueError("match must give at least one of namespace, cronjob, job_name, labels")
         return self
 
     @cached_property
@@ -144,55 +253,86 @@ class Match(_Strict):
 
 
 class Route(_Strict):
-    channel: str | None = None
+    """Where one batch's (or unmatched Jobs') alerts go."""
+
+    channel: str | None = Field(None, description="Slack channel; default: slack.channel.")
     mention: str | None = Field(
         None, description="Slack mention added to alerts, e.g. <!subteam^S0123>."
     )
 
 
 class Notify(_Strict):
-    job_failed: bool = True
-    traceback: bool = True
+    """Per-kind switches; false silences that alert kind."""
+
+    job_failed: bool = Field(True, description="Alert when a Job fails.")
+    traceback: bool = Field(True, description="Alert on Python tracebacks in pod logs.")
 
 
 class Batch(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[^\s@:]+$")
+    """One batch: which Jobs it is, and its deadline or freshness bound."""
+
+    name: BatchName
     match: Match
     deadline: Cron | None = None
-    window: Duration | None = None
-    grace: Duration = timedelta(0)
-    freshness: Duration | None = None
+    freshness: Duration | None = Field(
+        None,
+        validate_default=True,
+        description="Instead of deadline: a success at least this often.",
+    )
+    window: Duration | None = Field(
+        None, description="Deadline window length; default: since the previous deadline."
+    )
+    grace: Duration = Field(timedelta(0), description="Extra time after each deadline.")
     timezone: TimezoneName | None = Field(None, description="Overrides the global timezone.")
     slack: Route = Route()
     notify: Notify = Notify()
 
-    @model_validator(mode="after")
-    def _one_schedule(self) -> Self:
-        if (self.deadline is None) == (self.freshness is None):
+    @field_validator("freshness")
+    @classmethod
+    def _one_schedule(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        if "deadline" not in info.data:  # deadline itself is invalid: reported there
+            return value
+        has_deadline = info.data["deadline"] is not None
+        if value is None and not has_deadline:
             raise ValueError("a batch needs exactly one of 'deadline' or 'freshness'")
-        if self.freshness is not None and (self.window is not None or self.grace):
-            raise ValueError("'window' and 'grace' apply to 'deadline' batches only")
-        if self.window is not None and self.window <= timedelta(0):
-            raise ValueError("'window' must be positive")
-        if self.freshness is not None and self.freshness <= timedelta(0):
-            raise ValueError("'freshness' must be positive")
-        return self
+        if value is not None and has_deadline:
+            raise ValueError("give either 'deadline' or 'freshness', not both")
+        if value is not None and value <= timedelta(0):
+            raise ValueError("freshness must be positive")
+        return value
+
+    @field_validator("window", "grace")
+    @classmethod
+    def _deadline_only(cls, value: timedelta | None, info: ValidationInfo) -> timedelta | None:
+        if info.data.get("deadline") is None and info.data.get("freshness") is not None:
+            raise ValueError(f"'{info.field_name}' applies to deadline batches only")
+        if info.field_name == "window" and value is not None and value <= timedelta(0):
+            raise ValueError("window must be positive")
+        return value
 
 
 class Unmatched(_Strict):
+    """Error alerts for Jobs that match no batch (metadata batch "")."""
+
     notify: Notify = Notify()
     slack: Route = Route()
 
 
 class Config(_Strict):
-    timezone: TimezoneName = "UTC"
+    """The whole sla-monitor config."""
+
+    model_config = ConfigDict(title="sla-monitor config")
+
+    timezone: TimezoneName = Field("UTC", description="Default timezone of every batch.")
     slack: SlackDefaults = SlackDefaults()
     kubernetes: KubernetesSettings = KubernetesSettings()
     cloud_logging: CloudLoggingSettings | None = None
     state: StateSettings = StateSettings()
     health: HealthSettings = HealthSettings()
     batches: list[Batch] = Field(default_factory=list)
-    unmatched: Unmatched | None = None
+    unmatched: Unmatched | None = Field(
+        None, description="Absent: Jobs that match no batch raise no alert."
+    )
 
     def zone_of(self, batch: Batch) -> ZoneInfo:
         return load_timezone(batch.timezone or self.timezone)

@@ -1,0 +1,329 @@
+"""Load the SLA config from a file or a directory and report every error as FILE:LINE:COL.
+
+A directory means every `*.yaml`/`*.yml` in it (sorted, hidden files skipped), merged:
+`batches` lists are concatenated in file order, every other top-level key belongs to one
+file only. The merged data is validated by the pydantic models of `monitor.config`, and
+each pydantic error's `loc` is mapped back to the file position it came from. Nothing is
+raised until every file has been read and every check has run: `ConfigError` carries all
+problems at once, sorted by file, line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from monitor.config import Config
+from monitor.config_yaml import DataPath, Located, Position, Problem, YamlDocument, read_yaml
+
+__all__ = ["ConfigError", "Position", "Problem", "config_json_schema", "load_config"]
+
+_JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+_MERGED_LIST = "batches"
+
+
+class ConfigError(Exception):
+    """Every problem found in a config, ready to print one per line."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = sorted(set(problems))
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        """`FILE:LINE:COL: message` lines sorted by file, line and column."""
+        return [problem.line() for problem in self.problems]
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The config's JSON Schema, for editors (yaml-language-server) and `sla-monitor schema`."""
+    return {"$schema": _JSON_SCHEMA_DIALECT, **Config.model_json_schema()}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, merge and validate a config file or directory; ConfigError lists all problems."""
+    documents = [_read(label, file) for label, file in _config_files(path)]
+    merged = _merge(documents)
+    problems = merged.problems + _duplicate_batch_names(merged)
+    config: Config | None = None
+    if merged.data is not None:
+        try:
+            config = Config.model_validate(merged.data)
+        except ValidationError as error:
+            problems += _explain(error.errors(include_url=False), merged)
+    if config is not None and not problems:
+        problems += _unrouted(config, merged)
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _config_files(path: str | Path) -> list[tuple[str, Path]]:
+    """(label as printed, file) pairs: the file itself, or the YAML files of a directory."""
+    label = str(path)
+    where = Path(path)
+    if not where.is_dir():
+        return [(label, where)]
+    files = sorted(
+        child
+        for child in where.iterdir()
+        if child.suffix in {".yaml", ".yml"} and not child.name.startswith(".") and child.is_file()
+    )
+    if not files:
+        problem = Problem(Position(label, 1, 1), "no *.yaml or *.yml files in this directory")
+        raise ConfigError([problem])
+    return [(os.path.join(label, file.name), file) for file in files]
+
+
+def _read(label: str, file: Path) -> YamlDocument:
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        return _unreadable(label, Position(label, 1, 1), "no such file or directory")
+    except OSError as error:
+        return _unreadable(label, Position(label, 1, 1), f"cannot read: {error.strerror}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = raw[: error.start]
+        line_start = before.rfind(b"\n") + 1
+        column = len(before[line_start:].decode("utf-8", "replace")) + 1
+        at = Position(label, before.count(b"\n") + 1, column)
+        return _unreadable(label, at, "not UTF-8 text")
+    return read_yaml(label, text)
+
+
+def _unreadable(label: str, at: Position, message: str) -> YamlDocument:
+    return YamlDocument(label, problems=[Problem(at, message)])
+
+
+@dataclass
+class _Merged:
+    """All files as one document: data, positions (per file) and problems so far."""
+
+    data: dict[str, Any] | None = None
+    positions: dict[DataPath, Located] = field(default_factory=dict)
+    reported: set[DataPath] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
+
+    def locate(self, path: DataPath) -> tuple[Located | None, bool]:
+        """The position of `path` or of its longest known prefix; True when exact."""
+        for length in range(len(path), -1, -1):
+            found = self.positions.get(path[:length])
+            if found is not None:
+                return found, length == len(path)
+        return None, False
+
+
+def _merge(documents: list[YamlDocument]) -> _Merged:
+    merged = _Merged()
+    owners: dict[str, YamlDocument] = {}
+    for document in documents:
+        merged.problems += document.problems
+        if not isinstance(document.data, dict):
+            continue
+        if merged.data is None:
+            merged.data = {}
+            merged.positions[()] = document.positions[()]
+        for key, value in document.data.items():
+            shift: int | None = None
+            current = merged.data.get(key)
+            if key == _MERGED_LIST and isinstance(value, list) and isinstance(current, list):
+                shift = len(current)
+                current.extend(value)
+            elif key in owners:
+                merged.problems += _claimed_twice(key, owners[key], document)
+                continue
+            else:
+                owners[key] = document
+                merged.data[key] = (
+                    list(value) if key == _MERGED_LIST and isinstance(value, list) else value
+                )
+            _copy_positions(document, key, shift, merged)
+    return merged
+
+
+def _copy_positions(document: YamlDocument, key: str, shift: int | None, merged: _Merged) -> None:
+    """Bring one top-level key's positions over, renumbering appended batches."""
+
+    def moved(path: DataPath) -> DataPath:
+        if shift is None or len(path) < 2 or not isinstance(path[1], int):
+            return path
+        return (path[0], path[1] + shift, *path[2:])
+
+    for path, located in document.positions.items():
+        if path and path[0] == key and (shift is None or len(path) > 1):
+            merged.positions[moved(path)] = located
+    merged.reported.update(moved(path) for path in document.reported if path and path[0] == key)
+
+
+def _claimed_twice(key: str, first: YamlDocument, second: YamlDocument) -> list[Problem]:
+    first_at = _key_position(first, key)
+    second_at = _key_position(second, key)
+    rule = f"only '{_MERGED_LIST}' lists may be split across files"
+    return [
+        Problem(first_at, f"top-level key {key!r} is set again at {second_at}; {rule}"),
+        Problem(second_at, f"top-level key {key!r} is already set at {first_at}; {rule}"),
+    ]
+
+
+def _key_position(document: YamlDocument, key: str) -> Position:
+    located = document.positions.get((key,))
+    if located is None:
+        return Position(document.file, 1, 1)
+    return located.key or located.value
+
+
+def _duplicate_batch_names(merged: _Merged) -> list[Problem]:
+    """Batch names are alert-key prefixes: both places of a repeated one are reported."""
+    batches = (merged.data or {}).get(_MERGED_LIST)
+    if not isinstance(batches, list):
+        return []
+    first_of: dict[str, Position] = {}
+    problems: list[Problem] = []
+    for index, batch in enumerate(batches):
+        name = batch.get("name") if isinstance(batch, dict) else None
+        if not isinstance(name, str):
+            continue
+        located, _ = merged.locate((_MERGED_LIST, index, "name"))
+        at = located.value if located is not None else Position("?", 1, 1)
+        first = first_of.setdefault(name, at)
+        if first != at:
+            problems.append(Problem(first, f"batch name {name!r} is used again at {at}"))
+            problems.append(Problem(at, f"duplicate batch name {name!r} (first at {first})"))
+    return problems
+
+
+def _unrouted(config: Config, merged: _Merged) -> list[Problem]:
+    """Alerts with no channel anywhere would be lost: a config bug, not a runtime surprise."""
+    if config.slack.channel:
+        return []
+    fix = "set 'slack: {channel: ...}' here or a top-level 'slack.channel'"
+    problems = []
+    for index, batch in enumerate(config.batches):
+        if not batch.slack.channel:
+            at = _position_of(merged, (_MERGED_LIST, index), pick="value")
+            problems.append(Problem(at, f"batch {batch.name!r} has no Slack channel: {fix}"))
+    if config.unmatched is not None and not config.unmatched.slack.channel:
+        at = _position_of(merged, ("unmatched",), pick="key")
+        problems.append(Problem(at, f"'unmatched' alerts have no Slack channel: {fix}"))
+    return problems
+
+
+def _position_of(merged: _Merged, path: DataPath, pick: str) -> Position:
+    """`pick`: "key" (the key naming the value), "value", or "best" (key if value empty)."""
+    located, exact = merged.locate(path)
+    if located is None:
+        return Position("?", 1, 1)
+    if not exact:
+        return located.value
+    if pick == "key":
+        return located.key or located.value
+    return located.best() if pick == "best" else located.value
+
+
+def _explain(errors: list[ErrorDetails], merged: _Merged) -> list[Problem]:
+    problems = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        if any(loc[:length] in merged.reported for length in range(len(loc) + 1)):
+            continue  # its value was dropped after a YAML-level problem already reported
+        if error["type"] == "extra_forbidden":
+            at = _position_of(merged, loc, pick="key")
+        elif error["type"] == "missing":
+            at = _position_of(merged, loc[:-1], pick="key")
+        else:
+            at = _position_of(merged, loc, pick="best")
+        problems.append(Problem(at, _message(error)))
+    return problems
+
+
+def _message(error: ErrorDetails) -> str:
+    """pydantic's message, said the way a person editing YAML needs to hear it."""
+    kind, loc, value = error["type"], error["loc"], error.get("input")
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return _unknown_key(str(loc[-1]), _fields_at(loc[:-1]))
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}"
+    if kind in {"value_error", "assertion_error"} and "error" in context:
+        return str(context["error"])
+    if kind == "string_type":
+        return f"expected a string, got {_describe(value)}{_quote_hint(value)}"
+    if kind in {"bool_type", "bool_parsing"}:
+        return f"expected true or false, got {_describe(value)}"
+    if kind == "list_type":
+        hint = f" (for a single item write [{value}])" if isinstance(value, str) else ""
+        return f"expected a list, got {_describe(value)}{hint}"
+    if kind in {"dict_type", "model_type", "model_attributes_type"}:
+        return f"expected a mapping (key: value), got {_describe(value)}"
+    message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return message.replace("Input should be", "expected")
+
+
+def _unknown_key(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {key!r}; did you mean {close[0]!r}?"
+    if valid:
+        return f"unknown key {key!r}; valid keys: {', '.join(valid)}"
+    return f"unknown key {key!r}"
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    return type(value).__name__
+
+
+def _quote_hint(value: Any) -> str:
+    # YAML turns `1`, `on`, `2024-01-01` into non-strings; quoting is the fix people need.
+    return " (quote it to make it a string)" if isinstance(value, int | float | date) else ""
+
+
+def _fields_at(path: tuple[str | int, ...]) -> list[str]:
+    """The keys allowed in the mapping at `path`, for did-you-mean suggestions."""
+    current: Any = Config
+    for part in path:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fields = current.model_fields
+            if not isinstance(part, str) or part not in fields:
+                return []
+            current = _unwrap(fields[part].annotation)
+        elif get_origin(current) is list and isinstance(part, int):
+            current = _unwrap(get_args(current)[0])
+        else:
+            return []
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None` -> X."""
+    if get_origin(annotation) in {Union, types.UnionType}:
+        options = [option for option in get_args(annotation) if option is not type(None)]
+        if len(options) == 1:
+            return options[0]
+    return annotation
