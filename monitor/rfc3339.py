@@ -1,0 +1,31 @@
+"""RFC 3339 timestamps as the Google and Kubernetes APIs write them.
+
+Both APIs send nanosecond fractions (`2026-11-27T09:00:00.123456789Z`), which
+`datetime.fromisoformat` refuses; we keep microseconds and always return aware UTC
+datetimes, and format back with a `Z` so filters and cursors compare as strings too.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (any fraction length) to an aware UTC datetime.
+
+    Raises ValueError for anything else, including a timestamp with no offset.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"not a timestamp: {text!r}")
+    value = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text!r}")
+    return value.astimezone(UTC)
+
+
+def format_rfc3339(value: datetime) -> str:
+    """Format an aware datetime as UTC with microseconds and a `Z` suffix."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
