@@ -23,10 +23,10 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from monitor.testing.kube_documents import discovery_document, json_patch, merge_patch
 from monitor.testing.kube_rbac import RequestAttributes
 from monitor.testing.kube_selectors import selector_predicate
 from monitor.testing.kube_store import (
-    RESOURCE_TYPES,
     RESOURCES_BY_PATH,
     ApiError,
     JsonObject,
@@ -151,7 +151,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
                     "the server is currently unable to handle the request",
                 )
             self._authenticate()
-            discovery = self._discovery(parts.path)
+            discovery = discovery_document(parts.path)
             if discovery is not None:
                 self._send(200, encode(discovery))
                 return
@@ -174,42 +174,6 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             return
         if self.headers.get("Authorization") != f"Bearer {token}":
             raise ApiError(401, "Unauthorized", "Unauthorized")
-
-    def _discovery(self, path: str) -> JsonObject | None:
-        path = path.rstrip("/")
-        if path == "/version":
-            return {
-                "major": "1",
-                "minor": "31",
-                "gitVersion": "v1.31.0-fake",
-                "gitCommit": "0000000000000000000000000000000000000000",
-                "gitTreeState": "clean",
-                "buildDate": "2024-08-13T00:00:00Z",
-                "goVersion": "go1.22.5",
-                "compiler": "gc",
-                "platform": "linux/amd64",
-            }
-        if path == "/api":
-            return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-        groups = sorted({rt.group for rt in RESOURCE_TYPES if rt.group})
-        if path == "/apis":
-            return {
-                "kind": "APIGroupList",
-                "apiVersion": "v1",
-                "groups": [
-                    {
-                        "name": group,
-                        "versions": [{"groupVersion": f"{group}/v1", "version": "v1"}],
-                        "preferredVersion": {"groupVersion": f"{group}/v1", "version": "v1"},
-                    }
-                    for group in groups
-                ],
-            }
-        for group_version in ["v1", *(f"{group}/v1" for group in groups)]:
-            prefix = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-            if path == prefix:
-                return _resource_list(group_version)
-        return None
 
     # -- resources --------------------------------------------------------------------
     def _resource_request(self, method: str, path: str, query: dict[str, str]) -> None:
@@ -259,7 +223,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         patch = self._body()
         current = copy.deepcopy(self.fake.store.get(rt.resource, namespace, name).obj)
         if content_type == "application/json-patch+json":
-            patched = _json_patch(current, patch)
+            patched = json_patch(current, patch)
             wanted = None
         elif content_type in (
             "application/merge-patch+json",
@@ -268,7 +232,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             if not isinstance(patch, dict):
                 raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
             wanted = (patch.get("metadata") or {}).get("resourceVersion")
-            patched = _merge_patch(current, patch)
+            patched = merge_patch(current, patch)
         else:
             raise ApiError(
                 415,
@@ -471,79 +435,3 @@ def _parse_path(path: str) -> tuple[ResourceType, str, str, str]:
     name = rest[1] if len(rest) > 1 else ""
     subresource = rest[2] if len(rest) > 2 else ""
     return rt, namespace, name, subresource
-
-
-def _resource_list(group_version: str) -> JsonObject:
-    resources = []
-    for rt in RESOURCE_TYPES:
-        if rt.api_version != group_version:
-            continue
-        resources.append(
-            {
-                "name": rt.resource,
-                "singularName": rt.kind.lower(),
-                "namespaced": rt.namespaced,
-                "kind": rt.kind,
-                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
-            }
-        )
-        if rt.resource == "pods":
-            resources.append(
-                {
-                    "name": "pods/log",
-                    "singularName": "",
-                    "namespaced": True,
-                    "kind": "Pod",
-                    "verbs": ["get"],
-                }
-            )
-    return {
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": group_version,
-        "resources": resources,
-    }
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = _merge_patch(result.get(key), value)
-    return result
-
-
-def _json_patch(document: Any, operations: Any) -> Any:
-    """RFC 6902 subset: add, replace, remove, test."""
-    if not isinstance(operations, list):
-        raise ApiError(400, "BadRequest", "a JSON patch must be a list of operations")
-    for operation in operations:
-        path = [p.replace("~1", "/").replace("~0", "~") for p in operation["path"].split("/")[1:]]
-        parent = document
-        for part in path[:-1]:
-            parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        last = path[-1]
-        op = operation["op"]
-        if op == "test":
-            actual = parent[int(last)] if isinstance(parent, list) else parent.get(last)
-            if actual != operation.get("value"):
-                raise ApiError(422, "Invalid", f"test operation failed at {operation['path']}")
-        elif op == "remove":
-            del parent[int(last) if isinstance(parent, list) else last]
-        elif op in ("add", "replace"):
-            if isinstance(parent, list):
-                index = len(parent) if last == "-" else int(last)
-                if op == "add":
-                    parent.insert(index, operation["value"])
-                else:
-                    parent[index] = operation["value"]
-            else:
-                parent[last] = operation["value"]
-        else:
-            raise ApiError(422, "Invalid", f"unsupported JSON patch operation {op!r}")
-    return document
