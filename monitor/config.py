@@ -53,8 +53,10 @@ _BATCH_NAME = r"^[^\s@:]+$"
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
-        return timedelta(0)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value == 0:
+            return timedelta(0)
+        raise ValueError(f"duration {value} has no unit: write e.g. '{value}s' or '{value}m'")
     return parse_duration(value)
 
 
@@ -62,7 +64,7 @@ def _check_regex(value: str) -> str:
     try:
         re.compile(value)
     except re.error as error:
-        raise ValueError(f"invalid regex {value!r}: {error}") from error
+        raise ValueError(f"invalid regex '{value}': {error}") from error
     return value
 
 
@@ -97,9 +99,10 @@ def _check_cron(expression: str) -> str:
             probe = ["*"] * len(fields)
             probe[position] = text
             if not croniter.is_valid(" ".join(probe), second_at_beginning=True):
+                seconds_first = " (6 fields put seconds first)" if len(fields) == 6 else ""
                 raise ValueError(
                     f"invalid cron {expression!r}: {name} field {text!r} is out of range "
-                    f"or malformed (allowed: {allowed})"
+                    f"or malformed (allowed: {allowed}){seconds_first}"
                 ) from error
         raise
 
@@ -236,6 +239,8 @@ class HealthSettings(_Strict):
 class Match(_Strict):
     """All given fields must hold for a Job to belong to the batch."""
 
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     namespace: str | None = Field(None, description="Namespace of the Job.")
     cronjob: str | None = Field(None, description="Name of the owner CronJob.")
     job_name: Regex | None = Field(None, description="Regex searched in the Job name.")
@@ -270,6 +275,10 @@ class Notify(_Strict):
 
 class Batch(_Strict):
     """One batch: which Jobs it is, and its deadline or freshness bound."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["deadline"]}, {"required": ["freshness"]}]}
+    )
 
     name: BatchName
     match: Match

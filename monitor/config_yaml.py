@@ -22,7 +22,7 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NULL_TAG = "tag:yaml.org,2002:null"
 #: Guards against alias bombs ("billion laughs"): no real config comes near this.
-_MAX_NODES = 200_000
+_MAX_NODES = 50_000
 
 
 @dataclass(frozen=True, order=True)
@@ -179,12 +179,13 @@ class _Builder:
             if not usable:
                 continue
             if not isinstance(key, str):
+                # Carry on under the key's text so nothing else breaks because of it.
                 self._problem(
                     key_node.start_mark,
                     f'key {key!r} must be text (quote it: "{key_node.value}")',
-                    None,
+                    (*path, str(key_node.value)),
                 )
-                continue
+                key = str(key_node.value)
             first = seen.get(key)
             if first is not None:
                 self._problem(
