@@ -97,7 +97,7 @@ class DeadlineTrack:
     def _place(self, uid: str, at: datetime, rule: DeadlineRule) -> list[Action]:
         self._consume(uid, at)
         if self.open:
-            return self._resolve(list(self.open), at, uid)
+            return self._resolve(list(self.open), at, uid, rule)
         deadline = self._earliest_open_window(at, rule)
         if deadline is not None:
             self.satisfied[deadline] = uid
@@ -107,7 +107,7 @@ class DeadlineTrack:
         self._consume(uid, at)
         older = [key for key, miss in self.open.items() if miss.window_start < at]
         if older:
-            return self._resolve(older, at, uid)
+            return self._resolve(older, at, uid, rule)
         deadline = self._earliest_open_window(at, rule)
         if deadline is not None:
             self.satisfied[deadline] = uid
@@ -134,7 +134,8 @@ class DeadlineTrack:
         if self.satisfied.pop(deadline, None) is not None:
             return []
         start, end = rule.window_of(deadline)
-        key = f"{self.batch}@{iso(deadline)}"
+        local = rule.cron.local
+        key = f"{self.batch}@{iso(local(deadline))}"
         self.open[key] = OpenMiss(deadline=deadline, window_start=start)
         return [
             Post(
@@ -143,9 +144,9 @@ class DeadlineTrack:
                 key=key,
                 at=end,
                 details={
-                    "deadline": iso(deadline),
-                    "window_start": iso(start),
-                    "window_end": iso(end),
+                    "deadline": iso(local(deadline)),
+                    "window_start": iso(local(start)),
+                    "window_end": iso(local(end)),
                     "grace_seconds": int(rule.grace.total_seconds()),
                     "timezone": rule.cron.tz.key,
                     "last_success": iso(self.last_success),
@@ -153,7 +154,7 @@ class DeadlineTrack:
             )
         ]
 
-    def _resolve(self, keys: list[str], at: datetime, uid: str) -> list[Action]:
+    def _resolve(self, keys: list[str], at: datetime, uid: str, rule: DeadlineRule) -> list[Action]:
         actions: list[Action] = []
         for key in sorted(keys, key=lambda k: self.open[k].deadline):
             miss = self.open.pop(key)
@@ -164,7 +165,7 @@ class DeadlineTrack:
                     batch=self.batch,
                     at=at,
                     details={
-                        "deadline": iso(miss.deadline),
+                        "deadline": iso(rule.cron.local(miss.deadline)),
                         "completed_at": iso(at),
                         "late_seconds": int((at - miss.deadline).total_seconds()),
                         "job_uid": uid,

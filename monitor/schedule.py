@@ -129,22 +129,30 @@ def _gap_end(wall: datetime, tz: ZoneInfo) -> datetime:
             high = middle
         else:
             low = middle
-    return high.replace(microsecond=0).astimezone(tz)
+    return high.replace(microsecond=0)
 
 
 def place(wall: datetime, tz: ZoneInfo) -> datetime:
-    """Put a wall-clock time on the timeline per the DST rules above."""
+    """Put a wall-clock time on the timeline per the DST rules above, as a UTC instant.
+
+    UTC, because Python never finds a time in a repeated hour equal to any instant of
+    another zone (PEP 495): comparing and hashing must happen in one fixed zone.
+    """
     if not _exists(wall, tz):
         return _gap_end(wall, tz)
-    return wall.replace(tzinfo=tz, fold=0)
+    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """The deadline instants of one cron expression in one timezone."""
+    """The deadline instants (in UTC) of one cron expression in one timezone."""
 
     expression: str
     tz: ZoneInfo
+
+    def local(self, instant: datetime) -> datetime:
+        """The instant in this schedule's timezone, for keys and messages."""
+        return instant.astimezone(self.tz)
 
     def _iterate(self, start_wall: datetime, backwards: bool) -> Iterator[datetime]:
         walls = croniter(self.expression, start_wall, second_at_beginning=True)

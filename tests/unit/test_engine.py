@@ -1,0 +1,307 @@
+"""The engine's rules, one scenario each, in fixed time (no clock, no sleeps)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from monitor.engine import Engine
+from monitor.facts import (
+    KUBERNETES,
+    ConfigRejected,
+    ConfigReplaced,
+    JobGone,
+    SourceHealth,
+    Tick,
+    TracebackSeen,
+    Watermark,
+)
+from tests.unit.engine_helpers import (
+    T0,
+    advance,
+    deadline_batch,
+    failed,
+    make_config,
+    posts,
+    resolves,
+    succeeded,
+)
+
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+D1 = T0 + 9 * H  # 2026-11-26T09:00Z
+D2 = D1 + 24 * H
+
+
+def started(config_batches: tuple[dict, ...] = (deadline_batch(),), **top: object) -> Engine:
+    engine = Engine(make_config(*config_batches, **top), started_at=T0)
+    advance(engine, T0)
+    return engine
+
+
+def test_on_time_completion_is_silent() -> None:
+    engine = started()
+    assert engine.handle(succeeded("a", D1 - H)) == []
+    assert advance(engine, D1 + 5 * M) == []
+
+
+def test_missed_deadline_posts_once_with_exact_key_and_breach_instant() -> None:
+    engine = started((deadline_batch(grace="5m"),))
+    assert advance(engine, D1 + 4 * M) == []
+    [alert] = advance(engine, D1 + 6 * M)
+    assert alert.kind == "missed_deadline"
+    assert alert.key == "daily@2026-11-26T09:00:00+00:00"
+    assert alert.at == D1 + 5 * M
+    assert alert.details["window_start"] == "2026-11-25T09:05:00+00:00"
+    assert advance(engine, D1 + 7 * M) == []
+
+
+def test_key_uses_the_batch_timezone() -> None:
+    engine = started((deadline_batch(timezone="Asia/Tokyo"),))
+    # T0 is 09:00 in Tokyo: the first start never alerts the deadline it starts at.
+    [alert] = advance(engine, T0 + 25 * H)
+    assert alert.key == "daily@2026-11-27T09:00:00+09:00"
+
+
+def test_completion_inside_grace_counts() -> None:
+    engine = started((deadline_batch(grace="5m"),))
+    engine.handle(succeeded("a", D1 + 5 * M))
+    assert advance(engine, D1 + 10 * M) == []
+
+
+def test_decision_waits_for_the_kubernetes_watermark() -> None:
+    engine = started()
+    assert engine.handle(Tick(D1 + H)) == []
+    assert engine.handle(Watermark(KUBERNETES, D1 - M)) == []
+    # A completion learned late, but placed at its own time, still counts.
+    engine.handle(succeeded("a", D1 - 2 * M))
+    assert engine.handle(Watermark(KUBERNETES, D1 + H)) == []
+
+
+def test_no_decision_without_any_watermark() -> None:
+    engine = Engine(make_config(deadline_batch()), started_at=T0)
+    assert engine.handle(Tick(D2 + H)) == []
+    assert len(engine.handle(Watermark(KUBERNETES, D2 + H))) == 2
+
+
+def test_late_completion_resolves_and_is_consumed() -> None:
+    engine = started()
+    [alert] = advance(engine, D1 + M)
+    engine.handle(succeeded("late", D1 + 30 * M))
+    [resolved] = resolves(advance(engine, D1 + H))
+    assert resolved.key == alert.key
+    assert resolved.details["late_seconds"] == 30 * 60
+    # The late run counted for nothing else: the next deadline is missed too.
+    [next_alert] = posts(advance(engine, D2 + M))
+    assert next_alert.key == "daily@2026-11-27T09:00:00+00:00"
+
+
+def test_late_completion_resolves_all_open_alerts() -> None:
+    engine = started()
+    assert len(posts(advance(engine, D2 + M))) == 2
+    engine.handle(succeeded("late", D2 + 10 * M))
+    resolved = resolves(advance(engine, D2 + H))
+    assert [r.key for r in resolved] == [
+        "daily@2026-11-26T09:00:00+00:00",
+        "daily@2026-11-27T09:00:00+00:00",
+    ]
+
+
+def test_first_start_alerts_no_earlier_deadline_and_uses_recent_completions() -> None:
+    start = D1 + H  # started after today's deadline
+    engine = Engine(make_config(deadline_batch()), started_at=start)
+    engine.handle(succeeded("yesterday", D1 - 23 * H))  # before today's deadline
+    engine.handle(succeeded("this-morning", D1 + 30 * M))  # in tomorrow's window
+    assert advance(engine, D2 + M) == []
+
+
+def test_fixed_window_excludes_earlier_completions() -> None:
+    engine = started((deadline_batch(window="2h"),))
+    engine.handle(succeeded("too-early", D1 - 3 * H))
+    [alert] = advance(engine, D1 + M)
+    assert alert.details["window_start"] == "2026-11-26T07:00:00+00:00"
+
+
+def test_restart_catches_up_deadlines_passed_while_down() -> None:
+    config = make_config(deadline_batch())
+    engine = Engine(config, started_at=T0)
+    advance(engine, D1 - H)
+    saved = json.loads(json.dumps(engine.to_json()))
+    later = D2 + 24 * H + H  # three deadlines passed while down
+    restored = Engine.restore(config, saved, now=later)
+    restored.handle(succeeded("day2", D2 - 2 * H))  # still listable from the cluster
+    actions = advance(restored, later)
+    # Day 1 was missed; the day-2 run came after it, so it only resolves day 1 (late).
+    assert [post.key for post in posts(actions)] == [
+        "daily@2026-11-26T09:00:00+00:00",
+        "daily@2026-11-27T09:00:00+00:00",
+        "daily@2026-11-28T09:00:00+00:00",
+    ]
+    assert [r.key for r in resolves(actions)] == ["daily@2026-11-26T09:00:00+00:00"]
+
+
+def test_job_failed_once_per_uid_with_reason() -> None:
+    engine = started()
+    [alert] = engine.handle(failed("u1", T0 + H))
+    assert alert.kind == "job_failed"
+    assert alert.key == "job_failed:ml/daily-u1@u1"
+    assert alert.details["reason"] == "BackoffLimitExceeded"
+    assert engine.handle(failed("u1", T0 + H)) == []
+
+
+def test_failures_before_the_first_start_are_not_alerted() -> None:
+    engine = started()
+    assert engine.handle(failed("old", T0 - H)) == []
+
+
+def test_notify_switch_silences_a_kind_for_a_batch() -> None:
+    engine = started((deadline_batch(notify={"job_failed": False}),))
+    assert engine.handle(failed("u1", T0 + H)) == []
+
+
+def test_unmatched_jobs_alert_only_when_asked_and_route_there() -> None:
+    engine = started()
+    assert engine.handle(failed("u1", T0 + H, cronjob="other")) == []
+    engine = started(
+        (deadline_batch(),),
+        unmatched={"notify": {"job_failed": True}, "slack": {"channel": "#errors"}},
+    )
+    [alert] = engine.handle(failed("u1", T0 + H, cronjob="other"))
+    assert (alert.batch, alert.channel) == ("", "#errors")
+
+
+def test_batch_route_and_mention_come_from_config() -> None:
+    route = {"channel": "#recommend", "mention": "<!subteam^S0123>"}
+    engine = started((deadline_batch(slack=route),))
+    [alert] = engine.handle(failed("u1", T0 + H))
+    assert (alert.channel, alert.mention) == ("#recommend", "<!subteam^S0123>")
+
+
+def traceback_seen(job: str | None, second: int = 0) -> TracebackSeen:
+    return TracebackSeen(
+        namespace="ml",
+        pod=f"{job}-pod",
+        container="main",
+        job=job,
+        time=T0 + H + timedelta(seconds=second),
+        cronjob="daily" if job else None,
+        first_line="Traceback (most recent call last):",
+        final_line="ValueError: boom",
+    )
+
+
+def test_traceback_once_per_pod_and_time() -> None:
+    engine = started()
+    [alert] = engine.handle(traceback_seen("daily-1"))
+    assert alert.key == "traceback:ml/daily-1-pod/main@2026-11-26T01:00:00+00:00"
+    assert alert.details["final_line"] == "ValueError: boom"
+    assert engine.handle(traceback_seen("daily-1")) == []
+    assert len(engine.handle(traceback_seen("daily-1", second=5))) == 1
+
+
+def test_traceback_of_unknown_job_is_unmatched() -> None:
+    engine = started(
+        (deadline_batch(),), unmatched={"notify": {"job_failed": True, "traceback": False}}
+    )
+    assert engine.handle(traceback_seen(None)) == []
+
+
+def test_freshness_stale_then_recovered_then_new_episode() -> None:
+    batch = {"name": "fresh", "match": {"cronjob": "fresh"}, "freshness": "30m"}
+    engine = started((batch,))
+    assert advance(engine, T0 + 30 * M) == []
+    [stale] = advance(engine, T0 + 31 * M)
+    assert stale.key == "stale:fresh@2026-11-26T00:30:00+00:00"
+    assert stale.at == T0 + 30 * M
+    engine.handle(succeeded("s1", T0 + 40 * M, cronjob="fresh"))
+    [recovered] = advance(engine, T0 + 41 * M)
+    assert recovered.key == stale.key
+    [again] = advance(engine, T0 + 71 * M)
+    assert again.key == "stale:fresh@2026-11-26T01:10:00+00:00"
+
+
+def test_source_unreachable_longer_than_degraded_after_then_back() -> None:
+    engine = started()
+    engine.handle(SourceHealth(KUBERNETES, reachable=False, last_contact=T0, detail="refused"))
+    assert engine.handle(Tick(T0 + 5 * M)) == []
+    [degraded] = engine.handle(Tick(T0 + 5 * M + timedelta(seconds=1)))
+    assert degraded.key == "degraded:kubernetes@2026-11-26T00:00:00+00:00"
+    assert engine.handle(Tick(T0 + 10 * M)) == []
+    [back] = engine.handle(SourceHealth(KUBERNETES, reachable=True, last_contact=T0 + 11 * M))
+    assert back.key == degraded.key
+
+
+def test_bad_reload_alerts_once_and_good_reload_resolves() -> None:
+    engine = started()
+    [alert] = engine.handle(ConfigRejected(at=T0 + H, errors=("a.yaml:1:1: bad",)))
+    assert alert.kind == "monitor_degraded"
+    assert alert.key.startswith("degraded:config@")
+    assert engine.handle(ConfigRejected(at=T0 + 2 * H, errors=("again",))) == []
+    [resolved] = engine.handle(ConfigReplaced(make_config(deadline_batch()), at=T0 + 3 * H))
+    assert resolved.key == alert.key
+
+
+def test_reload_added_batch_starts_clean_and_removed_batch_drops_decisions() -> None:
+    engine = started()
+    other = deadline_batch("other", cron="30 9 * * *")
+    reload_at = D1 + 10 * M
+    engine.handle(Tick(reload_at))
+    engine.handle(ConfigReplaced(make_config(other), at=reload_at))
+    keys = [post.key for post in posts(advance(engine, D1 + H))]
+    # "daily" is gone (its 09:00 decision is dropped); "other" judges from the reload on.
+    assert keys == ["other@2026-11-26T09:30:00+00:00"]
+
+
+def test_changed_schedule_never_realerts_an_alerted_key() -> None:
+    engine = started()
+    [alert] = advance(engine, D1 + M)
+    retimed = make_config(deadline_batch(grace="1m"))
+    engine.handle(ConfigReplaced(retimed, at=D1 + 2 * M))
+    back = make_config(deadline_batch())
+    engine.handle(ConfigReplaced(back, at=D1 - H))  # a reload cannot rewind judgement
+    assert [p.key for p in posts(advance(engine, D1 + H))] == []
+    # The open alert survives the re-timing and still resolves.
+    engine.handle(succeeded("late", D1 + 2 * H))
+    assert [r.key for r in resolves(advance(engine, D1 + 3 * H))] == [alert.key]
+
+
+def test_job_gone_does_not_undo_a_completion() -> None:
+    engine = started()
+    engine.handle(succeeded("a", D1 - M))
+    engine.handle(JobGone("a", "ml", "daily-a"))
+    assert advance(engine, D1 + M) == []
+
+
+def test_state_round_trip_resumes_exactly() -> None:
+    config = make_config(deadline_batch(grace="5m"))
+    engine = Engine(config, started_at=T0)
+    advance(engine, D1 + 10 * M)
+    engine.handle(succeeded("late", D1 + 50 * M))
+    saved = json.loads(json.dumps(engine.to_json()))
+    restored = Engine.restore(config, saved, now=engine.now)
+    assert restored.to_json() == engine.to_json()
+    assert advance(restored, D1 + H) == advance(engine, D1 + H)
+
+
+def test_next_wakeup_is_the_next_decision_instant() -> None:
+    engine = started((deadline_batch(grace="5m"),))
+    assert engine.next_wakeup() == D1 + 5 * M
+    advance(engine, D1 + 6 * M)
+    assert engine.next_wakeup() == D2 + 5 * M
+
+
+def test_dst_gap_and_repeated_hour_deadlines_alert_exactly_once() -> None:
+    from datetime import UTC, datetime
+
+    batch = deadline_batch(cron="30 2 * * *", timezone="America/New_York")
+    engine = Engine(make_config(batch), started_at=datetime(2026, 3, 7, 12, tzinfo=UTC))
+    keys = [p.key for p in posts(advance(engine, datetime(2026, 3, 10, 12, tzinfo=UTC)))]
+    assert keys == [
+        "daily@2026-03-08T03:00:00-04:00",
+        "daily@2026-03-09T02:30:00-04:00",
+        "daily@2026-03-10T02:30:00-04:00",
+    ]
+    batch = deadline_batch(cron="*/30 1 * * *", timezone="America/New_York")
+    engine = Engine(make_config(batch), started_at=datetime(2026, 11, 1, 4, tzinfo=UTC))
+    keys = [p.key for p in posts(advance(engine, datetime(2026, 11, 1, 12, tzinfo=UTC)))]
+    assert keys == ["daily@2026-11-01T01:00:00-04:00", "daily@2026-11-01T01:30:00-04:00"]
