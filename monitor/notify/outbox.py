@@ -1,0 +1,240 @@
+"""The durable outbox: alerts waiting to be delivered, and the log of what was delivered.
+
+Every action is queued under a *route* (the channel the config names), and each route is
+delivered strictly in order. Keys make it idempotent: an alert whose key is pending or
+already delivered is not queued again, so replays after restarts never post twice.
+A delivered alert leaves a `SentRecord` (channel ID and `ts`) that later lets its
+`recovered` reply go into its thread and the alert itself be edited.
+
+Nothing is dropped: an entry Slack refuses for good (after a plain-text retry) moves to
+`dead` where it stays visible. The whole structure round-trips through `to_json` /
+`from_json`, the outbox's section of the state document.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.facts import Action, Post, Resolve
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_VERSION = 1
+#: Delivered alerts remembered for threading replies and for deduplication.
+SENT_LOG_LENGTH = 500
+#: Kinds that can later be resolved: their sent record keeps the alert to re-render the edit.
+RESOLVABLE = frozenset({"missed_deadline", "stale", "monitor_degraded"})
+
+
+def action_key(action: Action) -> str:
+    return action.key if isinstance(action, Post) else action.recovered_key
+
+
+def action_to_json(action: Action) -> dict[str, Any]:
+    common = {
+        "key": action.key,
+        "kind": action.kind,
+        "batch": action.batch,
+        "at": action.at.isoformat(),
+        "details": dict(action.details),
+    }
+    if isinstance(action, Post):
+        return {"type": "post", **common, "channel": action.channel, "mention": action.mention}
+    return {"type": "resolve", **common}
+
+
+def action_from_json(data: dict[str, Any]) -> Action:
+    at = datetime.fromisoformat(data["at"])
+    if data["type"] == "post":
+        return Post(
+            kind=data["kind"],
+            batch=data["batch"],
+            key=data["key"],
+            at=at,
+            details=data.get("details") or {},
+            channel=data.get("channel"),
+            mention=data.get("mention"),
+        )
+    return Resolve(
+        key=data["key"],
+        kind=data["kind"],
+        batch=data["batch"],
+        at=at,
+        details=data.get("details") or {},
+    )
+
+
+@dataclass
+class Entry:
+    """One action waiting for delivery; `reply_ts` marks a resolve whose reply is posted."""
+
+    seq: int
+    action: Action
+    route: str
+    queued_at: float
+    reply_channel: str | None = None
+    reply_ts: str | None = None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return action_key(self.action)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "seq": self.seq,
+            "action": action_to_json(self.action),
+            "route": self.route,
+            "queued_at": self.queued_at,
+        }
+        for name in ("reply_channel", "reply_ts", "error"):
+            if getattr(self, name) is not None:
+                data[name] = getattr(self, name)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Entry:
+        return cls(
+            seq=int(data["seq"]),
+            action=action_from_json(data["action"]),
+            route=str(data["route"]),
+            queued_at=float(data["queued_at"]),
+            reply_channel=data.get("reply_channel"),
+            reply_ts=data.get("reply_ts"),
+            error=data.get("error"),
+        )
+
+
+@dataclass
+class SentRecord:
+    """Where a delivered message is; `alert` is kept for resolvable kinds only."""
+
+    key: str
+    route: str
+    channel_id: str
+    ts: str
+    sent_at: float
+    alert: Post | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "key": self.key,
+            "route": self.route,
+            "channel_id": self.channel_id,
+            "ts": self.ts,
+            "sent_at": self.sent_at,
+        }
+        if self.alert is not None:
+            data["alert"] = action_to_json(self.alert)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SentRecord:
+        alert = action_from_json(data["alert"]) if data.get("alert") else None
+        return cls(
+            key=data["key"],
+            route=data["route"],
+            channel_id=data["channel_id"],
+            ts=data["ts"],
+            sent_at=float(data["sent_at"]),
+            alert=alert if isinstance(alert, Post) else None,
+        )
+
+
+@dataclass
+class Outbox:
+    """Pending entries per route, delivered records, and dead letters. Not thread-safe."""
+
+    pending: list[Entry] = field(default_factory=list)
+    sent: OrderedDict[str, SentRecord] = field(default_factory=OrderedDict)
+    dead: list[Entry] = field(default_factory=list)
+    next_seq: int = 1
+
+    def knows(self, key: str) -> bool:
+        return (
+            key in self.sent
+            or any(entry.key == key for entry in self.pending)
+            or any(entry.key == key for entry in self.dead)
+        )
+
+    def add(self, action: Action, default_route: str, now: float) -> Entry | None:
+        """Queue `action`; None when its key is already pending, delivered or dead."""
+        if self.knows(action_key(action)):
+            return None
+        entry = Entry(self.next_seq, action, self.route_of(action, default_route), now)
+        self.next_seq += 1
+        self.pending.append(entry)
+        return entry
+
+    def route_of(self, action: Action, default_route: str) -> str:
+        """A resolve follows its alert, so that the reply is never sent before the alert."""
+        if isinstance(action, Post):
+            return action.channel or default_route
+        record = self.sent.get(action.key)
+        if record is not None:
+            return record.route
+        alert = next((e for e in self.pending if e.key == action.key), None)
+        return alert.route if alert is not None else default_route
+
+    def heads(self) -> list[Entry]:
+        """The first pending entry of every route, oldest first."""
+        seen: dict[str, Entry] = {}
+        for entry in self.pending:
+            seen.setdefault(entry.route, entry)
+        return sorted(seen.values(), key=lambda entry: entry.seq)
+
+    def delivered(self, entry: Entry, channel_id: str, ts: str, now: float) -> None:
+        self.pending.remove(entry)
+        alert = entry.action
+        keep = alert if isinstance(alert, Post) and alert.kind in RESOLVABLE else None
+        self.sent[entry.key] = SentRecord(entry.key, entry.route, channel_id, ts, now, keep)
+        while len(self.sent) > SENT_LOG_LENGTH:
+            self.sent.popitem(last=False)
+
+    def bury(self, entry: Entry, error: str) -> None:
+        self.pending.remove(entry)
+        entry.error = error
+        self.dead.append(entry)
+
+    def oldest_queued_at(self) -> float | None:
+        return min((entry.queued_at for entry in self.pending), default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": OUTBOX_VERSION,
+            "next_seq": self.next_seq,
+            "pending": [entry.to_json() for entry in self.pending],
+            "sent": [record.to_json() for record in self.sent.values()],
+            "dead": [entry.to_json() for entry in self.dead],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Outbox:
+        """The saved outbox; malformed entries are logged and skipped, never fatal."""
+        outbox = cls()
+        if not data:
+            return outbox
+        for name, parse, target in (
+            ("pending", Entry.from_json, outbox.pending),
+            ("dead", Entry.from_json, outbox.dead),
+        ):
+            for item in data.get(name) or []:
+                try:
+                    target.append(parse(item))
+                except (KeyError, TypeError, ValueError) as error:
+                    logger.error("skipping malformed outbox %s entry %r: %s", name, item, error)
+        for item in data.get("sent") or []:
+            try:
+                record = SentRecord.from_json(item)
+            except (KeyError, TypeError, ValueError) as error:
+                logger.error("skipping malformed sent record %r: %s", item, error)
+                continue
+            outbox.sent[record.key] = record
+        highest = max((entry.seq for entry in outbox.pending + outbox.dead), default=0)
+        outbox.next_seq = max(int(data.get("next_seq") or 1), highest + 1)
+        outbox.pending.sort(key=lambda entry: entry.seq)
+        return outbox
