@@ -160,7 +160,10 @@ class FakeCloudLogging:
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-cloud-logging", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-cloud-logging",
+            daemon=True,
         )
 
     @property

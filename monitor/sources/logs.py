@@ -1,0 +1,365 @@
+"""Cloud Logging source: Python tracebacks in GKE container logs -> `TracebackSeen` facts.
+
+Each poll sends one `entries:list` request for traceback lines since the cursor minus an
+overlap window (entries can be ingested late), skips insertIds already handled, and
+either parses a whole traceback out of one message or, because GKE writes one entry per
+stdout line, opens a follow-up for that container: one extra request per poll fetches
+the lines after every open traceback (all containers in one OR-ed filter) and feeds them
+to `TracebackGrouper` until the final exception line has settled. So the steady state is
+one request per `poll_interval`, two while tracebacks are being assembled; a 429
+RESOURCE_EXHAUSTED (no Retry-After on this API) doubles the delay up to `MAX_BACKOFF`.
+
+`poll_once()` is the unit of work (returns the seconds until the next poll is due);
+`start()`/`stop()` run it on a thread. `cursor()` is a JSON-able dict to save with the
+daemon's state and pass back as `cursor=` so a restart neither misses nor repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.config import CloudLoggingSettings
+from monitor.facts import CLOUD_LOGGING, Fact, SourceHealth, TracebackSeen, Watermark
+from monitor.sources.log_cursor import Cursor, PendingTraceback
+from monitor.sources.log_entries import (
+    MAX_FILTER_CHARS,
+    ContainerKey,
+    ContainerLine,
+    follow_up_filter,
+    parse_entry,
+    traceback_filter,
+)
+from monitor.tracebacks import (
+    GrouperState,
+    Traceback,
+    TracebackGrouper,
+    find_tracebacks,
+    message_lines,
+)
+
+logger = logging.getLogger(__name__)
+
+JobLookup = Callable[[str, str], "str | None"]
+Emit = Callable[[Fact], None]
+
+PAGE_SIZE = 1000  # the API's maximum
+MAX_PAGES_PER_POLL = 5
+MAX_FOLLOW_UPS_PER_REQUEST = 40  # keeps the OR-ed filter far below 20,000 characters
+MAX_BACKOFF = timedelta(minutes=5)
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+def make_client(settings: CloudLoggingSettings) -> Any:
+    """A REST `google.cloud.logging.Client`: anonymous for an http:// endpoint, ADC otherwise.
+
+    ADC covers Workload Identity in-cluster; a key file is never read by this code.
+    """
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud.logging import Client
+
+    endpoint = settings.endpoint
+    if endpoint and endpoint.startswith("http://"):
+        return Client(  # type: ignore[no-untyped-call]
+            project=settings.project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            _use_grpc=False,
+            client_options={"api_endpoint": endpoint.rstrip("/")},
+        )
+    options = {"api_endpoint": endpoint.rstrip("/")} if endpoint else None
+    return Client(  # type: ignore[no-untyped-call]
+        project=settings.project, _use_grpc=False, client_options=options
+    )
+
+
+class CloudLoggingSource:
+    """Polls Cloud Logging for tracebacks of the configured cluster and namespaces."""
+
+    def __init__(
+        self,
+        settings: CloudLoggingSettings,
+        namespaces: Sequence[str],
+        emit: Emit,
+        *,
+        job_for_pod: JobLookup | None = None,
+        cursor: Mapping[str, Any] | None = None,
+        client: Any = None,
+        overlap: timedelta = timedelta(minutes=2),
+        settle: timedelta = timedelta(seconds=5),
+        group_timeout: timedelta = timedelta(minutes=1),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.namespaces = tuple(namespaces)
+        self._emit = emit
+        self._job_for_pod = job_for_pod
+        self._client = client if client is not None else make_client(settings)
+        self._overlap = overlap
+        self._settle = settle
+        self._group_timeout = group_timeout
+        self._clock = clock
+        self._lock = threading.Lock()
+        now = clock()
+        self._cursor = Cursor.restore(cursor, default_checked=now)
+        self._groupers: dict[ContainerKey, TracebackGrouper] = {}
+        self._failures = 0
+        self._retry_at: datetime | None = None
+        self._last_contact: datetime | None = None
+        self._reachable: bool | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        probe = traceback_filter(settings.cluster, self.namespaces, now, with_namespaces=True)
+        self._namespaces_in_filter = len(probe) < MAX_FILTER_CHARS - 1000
+
+    # -- public surface ------------------------------------------------------------------
+
+    def cursor(self) -> dict[str, Any]:
+        """The JSON-able position to persist (pass it back as `cursor=` after a restart)."""
+        with self._lock:
+            return self._cursor.to_dict()
+
+    def current_filter(self) -> str:
+        """The main query as the next poll will send it."""
+        return self._main_filter(self._cursor.query_since(self._overlap))
+
+    def poll_once(self) -> float:
+        """One poll (one request, two with open tracebacks); seconds until the next is due."""
+        with self._lock:
+            now = self._clock()
+            if self._retry_at is not None and now < self._retry_at:
+                return (self._retry_at - now).total_seconds()
+            try:
+                complete = self._poll(now)
+            except Exception as error:  # any failure: report, back off, never crash
+                return self._failed(now, error)
+            self._succeeded(now, complete)
+            return self.settings.poll_interval.total_seconds()
+
+    def start(self) -> None:
+        """Poll on a daemon thread until `stop()`."""
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="cloud-logging", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                delay = self.poll_once()
+            except Exception:  # pragma: no cover - poll_once already guards
+                logger.exception("cloud logging poll failed")
+                delay = self.settings.poll_interval.total_seconds()
+            self._stopping.wait(max(delay, 0.05))
+
+    # -- one poll ------------------------------------------------------------------------
+
+    def _main_filter(self, since: datetime) -> str:
+        return traceback_filter(
+            self.settings.cluster,
+            self.namespaces,
+            since,
+            with_namespaces=self._namespaces_in_filter,
+        )
+
+    def _list(self, filter_text: str, page_token: str | None) -> Mapping[str, Any]:
+        body: dict[str, Any] = {
+            "resourceNames": [f"projects/{self.settings.project}"],
+            "filter": filter_text,
+            "orderBy": "timestamp asc",
+            "pageSize": PAGE_SIZE,
+        }
+        if page_token:
+            body["pageToken"] = page_token
+        # The raw call of the library's own connection: the library's entry objects raise
+        # on a malformed entry and lose the rest of the page; raw dicts are also cheaper.
+        response = self._client._connection.api_request(
+            method="POST", path="/entries:list", data=body, timeout=REQUEST_TIMEOUT_SECONDS
+        )
+        return response if isinstance(response, Mapping) else {}
+
+    def _poll(self, now: datetime) -> bool:
+        """Run the main query and the follow-ups; True when every page was read."""
+        since = self._cursor.query_since(self._overlap)
+        filter_text = self._main_filter(since)
+        token: str | None = None
+        last_time: datetime | None = None
+        for _ in range(MAX_PAGES_PER_POLL):
+            page = self._list(filter_text, token)
+            for raw in _entries_of(page):
+                line = parse_entry(raw)
+                if line is not None:
+                    last_time = line.time
+                    self._take_new_line(line)
+            token = page.get("nextPageToken") or None
+            if token is None:
+                break
+        complete = token is None
+        self._follow_up(now)
+        if complete:
+            self._cursor.checked(now, self._overlap)
+        elif last_time is not None:
+            self._cursor.checked(min(now, last_time + self._overlap), self._overlap)
+        return complete
+
+    def _take_new_line(self, line: ContainerLine) -> None:
+        if not self._cursor.first_sight(line.insert_id, line.time):
+            return
+        if self.namespaces and line.namespace not in self.namespaces:
+            return
+        if "\n" in line.text.rstrip("\r\n"):
+            for traceback in find_tracebacks(message_lines(line.time, line.text)):
+                self._emit_traceback(line.key, line, traceback)
+            return
+        pending = self._cursor.pending.get(line.key)
+        if pending is not None and line.time >= pending.since:
+            return  # its follow-up already covers this line (a chained traceback)
+        self._cursor.pending[line.key] = PendingTraceback(
+            since=line.time,
+            fetched_up_to=line.time,
+            job=self._resolve_job(line),
+            labels=line.pod_labels,
+        )
+
+    def _follow_up(self, now: datetime) -> None:
+        if not self._cursor.pending:
+            return
+        batch = sorted(self._cursor.pending.items(), key=lambda item: item[1].fetched_up_to)
+        batch = batch[:MAX_FOLLOW_UPS_PER_REQUEST]
+        starts = [(key, pending.fetched_up_to) for key, pending in batch]
+        until = max(pending.since for _, pending in batch) + self._group_timeout
+        page = self._list(follow_up_filter(self.settings.cluster, starts, until), None)
+        truncated = bool(page.get("nextPageToken"))
+        last_time = None
+        for raw in _entries_of(page):
+            line = parse_entry(raw)
+            if line is None or line.key not in self._cursor.pending:
+                continue
+            last_time = line.time
+            self._feed(line)
+        for key, pending in batch:
+            if key not in self._cursor.pending:
+                continue
+            if truncated and last_time is not None:
+                pending.advance(last_time)
+            else:
+                self._settle_pending(key, now)
+
+    def _feed(self, line: ContainerLine) -> None:
+        pending = self._cursor.pending[line.key]
+        if line.insert_id in pending.fed or line.time < pending.since:
+            return
+        pending.fed[line.insert_id] = line.time
+        self._cursor.first_sight(line.insert_id, line.time)
+        grouper = self._groupers.setdefault(line.key, TracebackGrouper())
+        for text_line in message_lines(line.time, line.text):
+            for traceback in grouper.feed(text_line):
+                self._emit_traceback(line.key, pending, traceback)
+                if (opened := grouper.opened_at) is not None:
+                    pending.since = opened  # the next traceback in this container
+        pending.advance(line.time)
+
+    def _settle_pending(self, key: ContainerKey, now: datetime) -> None:
+        pending = self._cursor.pending[key]
+        grouper = self._groupers.get(key)
+        state = grouper.state if grouper is not None else GrouperState.IDLE
+        if grouper is None or state is GrouperState.IDLE:
+            if grouper is None and now - pending.since < self._group_timeout:
+                return  # its lines are not ingested yet
+            self._drop_pending(key)
+            return
+        last_time = grouper.last_time or pending.since
+        opened = grouper.opened_at or pending.since
+        settled = state in (GrouperState.FINAL, GrouperState.CHAINED) and (
+            now - last_time >= self._settle
+        )
+        if settled or now - opened >= self._group_timeout:
+            for traceback in grouper.finish():
+                self._emit_traceback(key, pending, traceback)
+            self._drop_pending(key)
+
+    def _drop_pending(self, key: ContainerKey) -> None:
+        self._cursor.pending.pop(key, None)
+        self._groupers.pop(key, None)
+
+    # -- facts ---------------------------------------------------------------------------
+
+    def _resolve_job(self, line: ContainerLine) -> str | None:
+        if (job := line.job_label) is not None:
+            return job
+        if self._job_for_pod is None:
+            return None
+        try:
+            return self._job_for_pod(line.namespace, line.pod)
+        except Exception:
+            logger.exception("job lookup failed for pod %s/%s", line.namespace, line.pod)
+            return None
+
+    def _emit_traceback(
+        self,
+        key: ContainerKey,
+        origin: ContainerLine | PendingTraceback,
+        traceback: Traceback,
+    ) -> None:
+        if not self._cursor.first_emission(key, traceback.time):
+            return
+        if isinstance(origin, ContainerLine):
+            job, labels = self._resolve_job(origin), origin.pod_labels
+        else:
+            job, labels = origin.job, origin.labels
+        namespace, pod, container = key
+        self._emit(
+            TracebackSeen(
+                namespace=namespace,
+                pod=pod,
+                container=container,
+                job=job,
+                time=traceback.time,
+                first_line=traceback.first_line,
+                final_line=traceback.final_line,
+                labels=dict(labels),
+            )
+        )
+
+    def _succeeded(self, now: datetime, complete: bool) -> None:
+        self._failures = 0
+        self._retry_at = None
+        self._last_contact = now
+        if self._reachable is not True:
+            self._reachable = True
+            self._emit(SourceHealth(CLOUD_LOGGING, reachable=True, last_contact=now))
+        if complete:
+            self._emit(Watermark(CLOUD_LOGGING, seen_up_to=now))
+
+    def _failed(self, now: datetime, error: Exception) -> float:
+        self._failures += 1
+        delay = min(self.settings.poll_interval * (1 << min(self._failures, 10)), MAX_BACKOFF)
+        status = getattr(error, "code", None)
+        if status == 400:
+            delay = MAX_BACKOFF  # our filter was refused: retrying fast cannot help
+            logger.error("Cloud Logging refused the query: %s", error)
+        else:
+            logger.warning("Cloud Logging poll failed (%s); next try in %s", error, delay)
+        self._retry_at = now + delay
+        self._reachable = False
+        self._emit(
+            SourceHealth(
+                CLOUD_LOGGING,
+                reachable=False,
+                last_contact=self._last_contact or self._cursor.started,
+                detail=f"{type(error).__name__}: {error}"[:500],
+            )
+        )
+        return delay.total_seconds()
+
+
+def _entries_of(page: Mapping[str, Any]) -> list[Any]:
+    entries = page.get("entries")
+    return entries if isinstance(entries, list) else []
