@@ -73,6 +73,7 @@ class FakeKubeApi:
         self._connections: set[socket.socket] = set()
         self._watches: set[WatchStream] = set()
         self._serving_seconds = 0.0
+        self.last_bookmark = 0  # highest resourceVersion sent in a BOOKMARK
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> FakeKubeApi:
@@ -173,6 +174,10 @@ class FakeKubeApi:
         with self._lock:
             self.requests.append(request)
 
+    def note_bookmark(self, resource_version: int) -> None:
+        with self._lock:
+            self.last_bookmark = max(self.last_bookmark, resource_version)
+
     def add_serving_time(self, seconds: float) -> None:
         with self._lock:
             self._serving_seconds += seconds
@@ -205,8 +210,14 @@ class FakeKubeApi:
         self.hold_watches(False)
 
     def hold_watches(self, hold: bool = True) -> None:
-        """While held, watch streams stay open but send nothing (no events, no bookmarks)."""
-        self.controls.hold_watches = hold
+        """Make the open watches silent (still open, no events, no bookmarks), or release.
+
+        Watches opened later are not held: a client that gives up on a silent stream and
+        reopens it gets its events.
+        """
+        with self._lock:
+            for stream in self._watches:
+                stream.held = hold
         with self.store.changed:
             self.store.changed.notify_all()
 

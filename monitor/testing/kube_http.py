@@ -48,6 +48,7 @@ class WatchStream:
 
     connection: socket.socket
     dropped: bool = False
+    held: bool = False  # open but silent: no events, no bookmarks
 
     def drop(self) -> None:
         self.dropped = True
@@ -62,8 +63,8 @@ class ServerControls:
     error_code: int = 0
     error_until: float = 0.0
     error_count: int | None = None
-    hold_watches: bool = False
     expired_on_request: bool = False
+    errors_answered: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def injected_error(self) -> int:
@@ -75,8 +76,10 @@ class ServerControls:
                     self.error_code = 0
                     return 0
                 self.error_count -= 1
+                self.errors_answered += 1
                 return self.error_code
             if time.monotonic() < self.error_until:
+                self.errors_answered += 1
                 return self.error_code
             self.error_code = 0
             return 0
@@ -353,7 +356,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         next_rv: int,
         stream: WatchStream,
     ) -> None:
-        store, controls = self.fake.store, self.fake.controls
+        store = self.fake.store
         interval = self.fake.bookmark_interval
         last_write = time.monotonic()
         while True:
@@ -367,7 +370,7 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
                     if now >= deadline:
                         self._chunk(b"")
                         return
-                    if not controls.hold_watches:
+                    if not stream.held:
                         try:
                             events, current = store.events_after(rt.resource, next_rv, _WATCH_BATCH)
                         except ApiError as error:
@@ -385,11 +388,12 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
                         if not events and bookmarks and now - last_write >= interval:
                             next_rv = current
                             lines.append(_bookmark(rt, current))
+                            self.fake.note_bookmark(current)
                             break
                         if events:
                             continue
                     wait = deadline - now
-                    if bookmarks and not controls.hold_watches:
+                    if bookmarks and not stream.held:
                         wait = min(wait, max(0.0, last_write + interval - now))
                     store.changed.wait(max(wait, 0.005))
             self._chunk(b"".join(lines))

@@ -1,0 +1,338 @@
+"""List-then-watch for one scope (all namespaces, or one), with client-go reflector semantics.
+
+A paged list gives every Job and a resourceVersion; a watch from it delivers every later
+change. A dropped or timed-out watch resumes from the last resourceVersion seen (events
+and bookmarks advance it); a 410 Expired — in the stream or on the request — means that
+history is gone, so the reflector relists and diffs against what it delivered: changed
+Jobs are re-emitted, vanished ones reported gone. Failures back off (capped, jittered);
+a watch silent for longer than `silence_timeout` is presumed dead and reopened.
+Bodies are read as raw JSON and reduced to facts at once: no client models are built.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import urllib3
+from kubernetes.client import BatchV1Api
+from kubernetes.client.exceptions import ApiException
+
+from monitor.facts import Fact, JobGone, JobSeen
+from monitor.sources.kube_reduce import MalformedJob, job_key, reduce_job
+
+logger = logging.getLogger(__name__)
+
+
+class ReflectorSink(Protocol):
+    """Where a reflector reports; implemented by the source that owns it."""
+
+    lock: threading.RLock
+
+    def emit(self, fact: Fact) -> None: ...
+    def contact(self, ok: bool, detail: str = "") -> None: ...
+
+
+@dataclass(frozen=True)
+class ReflectorSettings:
+    page_size: int = 500
+    connect_timeout: float = 10.0
+    list_timeout: float = 120.0
+    silence_timeout: float = 70.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    watch_seconds: tuple[int, int] = (300, 600)
+
+
+class WatchExpired(Exception):
+    """The resourceVersion we resume from is older than the server's history."""
+
+
+class Backoff:
+    """Exponential, capped, jittered (each wait uniformly in [delay/2, delay])."""
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random) -> None:
+        self.initial, self.maximum, self.rng = initial, maximum, rng
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.maximum, self.initial * 2**self.failures)
+        self.failures += 1
+        return self.rng.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class JobReflector:
+    """Keeps one scope's Jobs delivered to `sink`; `run` loops until `stopped` is set."""
+
+    def __init__(
+        self,
+        batch: BatchV1Api,
+        namespace: str | None,
+        sink: ReflectorSink,
+        settings: ReflectorSettings,
+        stopped: threading.Event,
+        rng: random.Random,
+    ) -> None:
+        self.namespace = namespace
+        self.scope = f'namespace "{namespace}"' if namespace else "all namespaces"
+        self._batch = batch
+        self._sink = sink
+        self._settings = settings
+        self._stopped = stopped
+        self._rng = rng
+        self._known: dict[str, JobSeen] = {}
+        self._response: Any = None
+        self.synced = False  # one full list delivered
+        self.resource_version = ""  # where a resumed watch would start
+        self.live = False  # a watch is open
+        self.last_data = time.monotonic()  # when the stream last gave us bytes
+
+    # -- loop -------------------------------------------------------------------------
+    def run(self) -> None:
+        backoff = Backoff(self._settings.backoff_initial, self._settings.backoff_max, self._rng)
+        while not self._stopped.is_set():
+            verb = "list"
+            try:
+                if not self.resource_version:
+                    self._relist()
+                    backoff.reset()
+                verb = "watch"
+                if self._watch(self.resource_version):
+                    backoff.reset()
+                else:
+                    self._stopped.wait(backoff.next_delay())
+            except WatchExpired:
+                logger.info("Job watch on %s expired; relisting", self.scope)
+                self.resource_version = ""
+                if backoff.failures:  # a second 410 in a row: do not hammer the server
+                    self._stopped.wait(backoff.next_delay())
+                backoff.failures += 1
+            except ApiException as error:
+                self._api_failure(error, verb)
+                self._stopped.wait(backoff.next_delay())
+            except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+                if self._stopped.is_set():
+                    break
+                logger.warning("Kubernetes %s of Jobs on %s failed: %r", verb, self.scope, error)
+                self._sink.contact(False, f"{verb} jobs: {error!r}")
+                self._stopped.wait(backoff.next_delay())
+
+    def _api_failure(self, error: ApiException, verb: str) -> None:
+        status = error.status or 0
+        detail = _status_message(error)
+        if status == 410:
+            logger.info("Job %s on %s answered 410 Expired; relisting", verb, self.scope)
+            self.resource_version = ""
+            return
+        if status in (401, 403):
+            needed = "a ClusterRole" if self.namespace is None else f"a Role in {self.namespace}"
+            logger.error(
+                "Kubernetes API denied %s on jobs.batch in %s (%s %s): the monitor's service "
+                "account needs verbs list and watch on resource jobs in API group batch (%s). "
+                "Server said: %s",
+                verb,
+                self.scope,
+                status,
+                error.reason,
+                needed,
+                detail,
+            )
+            self._sink.contact(False, f"{status} {verb} jobs.batch in {self.scope}: {detail}")
+        else:
+            logger.warning(
+                "Kubernetes %s of Jobs on %s failed: %s %s", verb, self.scope, status, detail
+            )
+            self._sink.contact(False, f"{status} {verb} jobs.batch: {detail}")
+
+    def stop(self) -> None:
+        """Unblock a read in progress (called from another thread)."""
+        response = self._response
+        if response is not None:
+            shutdown = getattr(response, "shutdown", None)
+            if shutdown is not None:
+                shutdown()
+
+    # -- list -------------------------------------------------------------------------
+    def _call(self, **kwargs: Any) -> Any:
+        if self.namespace is None:
+            return self._batch.list_job_for_all_namespaces(**kwargs)
+        return self._batch.list_namespaced_job(self.namespace, **kwargs)
+
+    def _relist(self) -> str:
+        """Deliver a full paged list and diff it against what was delivered before."""
+        listed: set[str] = set()
+        token: str | None = None
+        resource_version = ""
+        while True:
+            kwargs: dict[str, Any] = {"limit": self._settings.page_size}
+            if token:
+                kwargs["_continue"] = token
+            response = self._call(
+                _preload_content=False,
+                _request_timeout=(self._settings.connect_timeout, self._settings.list_timeout),
+                **kwargs,
+            )
+            try:
+                body = json.loads(response.data)
+            finally:
+                response.release_conn()
+            self._sink.contact(True)
+            metadata = body.get("metadata") or {}
+            resource_version = resource_version or str(metadata.get("resourceVersion", ""))
+            with self._sink.lock:
+                for item in body.get("items") or ():
+                    seen = self._reduce(item)
+                    if seen is not None:
+                        listed.add(seen.uid)
+                        self._deliver(seen)
+            token = metadata.get("continue") or None
+            if token is None:
+                break
+        if not resource_version:
+            raise ValueError("the Job list carried no resourceVersion")
+        with self._sink.lock:
+            for uid in [uid for uid in self._known if uid not in listed]:
+                gone = self._known.pop(uid)
+                self._sink.emit(JobGone(uid=uid, namespace=gone.namespace, name=gone.name))
+        self.synced = True
+        self.resource_version = resource_version
+        return resource_version
+
+    # -- watch ------------------------------------------------------------------------
+    def _watch(self, resource_version: str) -> bool:
+        """Stream events until the watch ends; True if it delivered anything.
+
+        A stream cut mid-way is a disconnect, not an unreachable server: the caller
+        resumes from `self.resource_version` (after a backoff if nothing came through).
+        """
+        low, high = self._settings.watch_seconds
+        response = self._call(
+            watch=True,
+            allow_watch_bookmarks=True,
+            resource_version=resource_version,
+            timeout_seconds=self._rng.randint(low, high),
+            _preload_content=False,
+            _request_timeout=(self._settings.connect_timeout, self._settings.silence_timeout),
+        )
+        self._response = response
+        self._sink.contact(True)
+        self.last_data = time.monotonic()
+        self.live = True
+        delivered = False
+        try:
+            for lines in _lines(response):
+                self.last_data = time.monotonic()
+                with self._sink.lock:
+                    for line in lines:
+                        resource_version = self._event(line, resource_version)
+                        delivered = True
+                    self.resource_version = resource_version
+                self.last_data = time.monotonic()
+        except urllib3.exceptions.ReadTimeoutError:
+            logger.warning(
+                "Job watch on %s silent for %.0fs; reopening",
+                self.scope,
+                self._settings.silence_timeout,
+            )
+            return True
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            if not self._stopped.is_set():
+                logger.info("Job watch on %s disconnected (%r); resuming", self.scope, error)
+            return delivered
+        finally:
+            self.live = False
+            self._response = None
+            response.release_conn()
+        return True
+
+    def _event(self, line: bytes, resource_version: str) -> str:
+        try:
+            event = json.loads(line)
+            kind, obj = event["type"], event["object"]
+        except (ValueError, KeyError, TypeError):
+            logger.warning("skipping malformed watch line on %s: %.200r", self.scope, line)
+            return resource_version
+        if kind == "ERROR":
+            code = obj.get("code") if isinstance(obj, dict) else None
+            if code == 410:
+                raise WatchExpired
+            raise ApiException(
+                status=code or 500, reason=str(obj.get("message") if isinstance(obj, dict) else obj)
+            )
+        new_version = _resource_version(obj) or resource_version
+        if kind == "BOOKMARK":
+            return new_version
+        seen = self._reduce(obj)
+        if seen is None:
+            return new_version
+        if kind == "DELETED":
+            self._deliver(seen, always=True)
+            self._known.pop(seen.uid, None)
+            self._sink.emit(JobGone(uid=seen.uid, namespace=seen.namespace, name=seen.name))
+        elif kind in ("ADDED", "MODIFIED"):
+            self._deliver(seen)
+        return new_version
+
+    # -- delivery ---------------------------------------------------------------------
+    def _reduce(self, obj: Any) -> JobSeen | None:
+        try:
+            return reduce_job(obj)
+        except MalformedJob as error:
+            namespace, name, uid = job_key(obj)
+            logger.warning("skipping malformed Job %s/%s (uid %s): %s", namespace, name, uid, error)
+            return None
+
+    def _deliver(self, seen: JobSeen, always: bool = False) -> None:
+        """Emit `seen` unless it repeats what was delivered; a decided outcome never changes."""
+        previous = self._known.get(seen.uid)
+        if previous is not None and previous.outcome != "running":
+            seen = replace(
+                seen,
+                outcome=previous.outcome,
+                completion_time=previous.completion_time,
+                reason=previous.reason,
+                message=previous.message,
+                failed_at=previous.failed_at,
+            )
+        if seen == previous and not always:
+            return
+        self._known[seen.uid] = seen
+        self._sink.emit(seen)
+
+
+def _lines(response: Any) -> Iterator[list[bytes]]:
+    """Complete newline-terminated lines, grouped as they arrive from the stream."""
+    pending = b""
+    for data in response.stream(amt=None, decode_content=False):
+        pending += data
+        if b"\n" not in data:
+            continue
+        *complete, pending = pending.split(b"\n")
+        yield [line for line in complete if line.strip()]
+
+
+def _resource_version(obj: Any) -> str | None:
+    if isinstance(obj, dict):
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            value = meta.get("resourceVersion")
+            if isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _status_message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or "")
+        return str(body.get("message", error.reason))
+    except (ValueError, AttributeError):
+        return str(error.reason)
