@@ -37,12 +37,15 @@ from monitor.facts import (
 )
 from monitor.freshness import FreshnessTrack
 from monitor.matching import BatchIndex, JobIdentity
-from monitor.schedule import iso, parse_instant
+from monitor.schedule import format_duration, iso, parse_instant
 
 STATE_VERSION = 1
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
 _CLOCK_RESOLUTION = timedelta(seconds=1)
 _HISTORY_LENGTH = 200
+ZERO = timedelta(0)
+#: A deadline this close, not yet met, shows the batch as "due".
+DUE_SOON = timedelta(hours=1)
 
 Track = DeadlineTrack | FreshnessTrack
 
@@ -417,6 +420,59 @@ class Engine:
                 track.prune(rule)
             else:
                 track.prune()
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> list[dict[str, Any]]:
+        """Per batch, what a person asks first: is it ok, when is it next due, what is open.
+
+        `state` is the worst of: missed, stale, failing (a failure or traceback since the
+        last success), due (the next deadline, not yet met, is within `DUE_SOON`, or a
+        freshness batch is in the last fifth of its bound), ok.
+        """
+        return [self._batch_status(batch) for batch in self.config.batches]
+
+    def _batch_status(self, batch: Batch) -> dict[str, Any]:
+        track = self.tracks[batch.name]
+        open_alerts = sorted(
+            (key for key, alert in self.open_alerts.items() if alert["batch"] == batch.name),
+            key=lambda key: self.open_alerts[key]["at"],
+        )
+        kinds = {self.open_alerts[key]["kind"] for key in open_alerts}
+        failure = self.last_failure.get(batch.name)
+        last_success = track.last_success
+        failing = failure is not None and (last_success is None or failure > last_success)
+        if isinstance(track, DeadlineTrack):
+            rule = self.config.deadline_rule(batch)
+            assert rule is not None
+            upcoming = rule.cron.next_after(track.decided_through)
+            due = upcoming - self.now <= DUE_SOON and upcoming not in track.satisfied
+            next_due = iso(rule.cron.local(upcoming))
+            schedule = "deadline"
+        else:
+            assert batch.freshness is not None
+            stale_at = track.stale_at(batch.freshness)
+            due = stale_at - self.now <= batch.freshness / 5
+            next_due = iso(stale_at)
+            schedule = "freshness"
+        if "missed_deadline" in kinds:
+            state = "missed"
+        elif "stale" in kinds:
+            state = "stale"
+        elif failing:
+            state = "failing"
+        else:
+            state = "due" if due else "ok"
+        return {
+            "name": batch.name,
+            "schedule": schedule,
+            "state": state,
+            "last_success": iso(last_success),
+            "next_deadline": next_due,
+            "open_alerts": open_alerts,
+            "last_failure": iso(failure),
+            "rule": batch.deadline or f"success every {format_duration(batch.freshness or ZERO)}",
+        }
 
     # -- persistence ---------------------------------------------------------------------
 

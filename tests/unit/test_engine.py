@@ -305,3 +305,26 @@ def test_dst_gap_and_repeated_hour_deadlines_alert_exactly_once() -> None:
     engine = Engine(make_config(batch), started_at=datetime(2026, 11, 1, 4, tzinfo=UTC))
     keys = [p.key for p in posts(advance(engine, datetime(2026, 11, 1, 12, tzinfo=UTC)))]
     assert keys == ["daily@2026-11-01T01:00:00-04:00", "daily@2026-11-01T01:30:00-04:00"]
+
+
+def test_status_reports_state_per_batch() -> None:
+    fresh = {"name": "fresh", "match": {"cronjob": "fresh"}, "freshness": "30m"}
+    engine = started((deadline_batch(), fresh))
+    status = {entry["name"]: entry for entry in engine.status()}
+    assert status["daily"]["state"] == "ok"
+    assert status["daily"]["next_deadline"] == "2026-11-26T09:00:00+00:00"
+    assert status["fresh"]["rule"] == "success every 30m"
+    advance(engine, D1 - 30 * M)
+    status = {entry["name"]: entry for entry in engine.status()}
+    assert status["daily"]["state"] == "due"
+    assert status["fresh"]["state"] == "stale"
+    [alert] = advance(engine, D1 + M)
+    status = {entry["name"]: entry for entry in engine.status()}
+    assert status["daily"]["state"] == "missed"
+    assert status["daily"]["open_alerts"] == [alert.key]
+    engine.handle(failed("u1", D1 + 2 * M))
+    engine.handle(succeeded("ok", D1 + 3 * M))
+    advance(engine, D1 + 4 * M)
+    status = {entry["name"]: entry for entry in engine.status()}
+    assert status["daily"]["state"] == "ok"
+    assert status["daily"]["last_success"] == "2026-11-26T09:03:00+00:00"
