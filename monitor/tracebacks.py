@@ -74,6 +74,7 @@ class TracebackGrouper:
         self._last_line = ""
         self._last_time: datetime | None = None
         self._lines = 0
+        self._group = False  # an exception group: its lines are drawn with "|" and "+"
 
     @property
     def state(self) -> GrouperState:
@@ -101,7 +102,9 @@ class TracebackGrouper:
         if not stripped:
             return done
         self._lines += 1
-        if self._state is GrouperState.CHAINED and TRACEBACK_MARKER in text:
+        if self._group and text[0].isspace():
+            self._feed_group_line(line.time, stripped)
+        elif self._state is GrouperState.CHAINED and TRACEBACK_MARKER in text:
             self._state = GrouperState.FRAMES
             self._touch(line.time, stripped)
         elif TRACEBACK_MARKER in text:
@@ -129,7 +132,16 @@ class TracebackGrouper:
         """The lines ended: close the open traceback, if any."""
         return [self._close()] if self._state is not GrouperState.IDLE else []
 
+    def _feed_group_line(self, time: datetime, stripped: str) -> None:
+        """Inside a group every line is indented; the group's own `| Error: …` is final."""
+        content = stripped[1:] if stripped.startswith("|") else ""
+        if self._state is GrouperState.FRAMES and content[:1] == " " and content[1:2].strip():
+            self._final_line = content.strip()
+            self._state = GrouperState.FINAL
+        self._touch(time, stripped)
+
     def _open(self, time: datetime, first_line: str) -> None:
+        self._group = first_line.startswith("+")
         self._state = GrouperState.FRAMES
         self._time = time
         self._first_line = first_line

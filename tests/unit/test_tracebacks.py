@@ -116,3 +116,10 @@ def test_huge_lines_and_endless_frames_are_bounded() -> None:
 
 def test_lines_without_traceback_yield_nothing() -> None:
     assert find_tracebacks(timed("starting\nValueError: not a traceback\n  indented\n")) == []
+
+
+def test_exception_group_reports_the_group_line() -> None:
+    stderr = python_stderr("raise ExceptionGroup('batch failed', [ValueError('a'), KeyError('b')])")
+    found = find_tracebacks(timed(stderr + "next log line\n"))
+    assert [tb.final_line for tb in found] == ["ExceptionGroup: batch failed (2 sub-exceptions)"]
+    assert found[0].first_line == "+ Exception Group Traceback (most recent call last):"
