@@ -344,9 +344,6 @@ class Notifier:
         return answer
 
     def _deliver_post(self, entry: Entry, post: Post) -> None:
-        if not entry.route:
-            self._bury(entry, "no channel configured (slack.channel)")
-            return
         message = render_post(post, self._settings)
         delivery = Delivery(entry.route, message, post.kind, post.batch, post.key)
         try:
@@ -372,9 +369,6 @@ class Notifier:
                 resolve.recovered_key,
                 thread_ts=record.ts if record else None,
             )
-            if not channel:
-                self._bury(entry, "no channel configured (slack.channel)")
-                return
             try:
                 entry.reply_channel, entry.reply_ts = self._post(delivery, entry.route)
             except DeliveryError as error:

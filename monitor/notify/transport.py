@@ -136,6 +136,8 @@ class SlackTransport:
 
     def post(self, delivery: Delivery) -> tuple[str, str]:
         message = delivery.message
+        if not delivery.channel:  # neither the batch nor `slack.channel` names one
+            raise DeliveryError("message", "no_channel_configured")
         try:
             answer = self.client.chat_postMessage(
                 channel=delivery.channel,

@@ -1,0 +1,301 @@
+"""Delivery through the real slack_sdk to the fake Slack Web API: order, retries, restarts."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from monitor.facts import Post, Resolve
+from monitor.notify.slack import Notifier
+from monitor.notify.transport import SlackTransport, StdoutTransport, transport_from_env
+from monitor.state import FileStore, StateDocument
+from monitor.testing.slack_api import FakeSlackApi
+from monitor.testing.wait import wait_until
+
+TOKEN = "xoxb-test-token"
+AT = datetime(2026, 11, 27, 0, 5, tzinfo=UTC)
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlackApi]:
+    channels = {"alerts": True, "recommend": True, "errors": True, "quiet": False}
+    with FakeSlackApi(token=TOKEN, channels=channels) as fake:
+        yield fake
+
+
+@pytest.fixture
+def document(tmp_path: Path) -> StateDocument:
+    return StateDocument(FileStore(tmp_path / "state.json"))
+
+
+def make_notifier(slack: FakeSlackApi, document: StateDocument) -> Notifier:
+    notifier = Notifier(
+        SlackTransport(TOKEN, slack.url.rstrip("/"), retries=1),  # no trailing slash: accepted
+        default_channel="#alerts",
+        saved=document.section("outbox"),
+        persist=lambda outbox: document.put("outbox", outbox),
+        initial_backoff=0.05,
+        max_backoff=0.2,
+    )
+    notifier.start()
+    return notifier
+
+
+@pytest.fixture
+def notifier(slack: FakeSlackApi, document: StateDocument) -> Iterator[Notifier]:
+    notifier = make_notifier(slack, document)
+    yield notifier
+    notifier.stop()
+
+
+def failure(n: int, channel: str | None = None) -> Post:
+    return Post(
+        "job_failed",
+        "recommend-daily",
+        f"job_failed:ml-batch/job-{n}@uid-{n}",
+        AT,
+        {"namespace": "ml-batch", "job": f"job-{n}", "reason": "BackoffLimitExceeded"},
+        channel=channel,
+    )
+
+
+def missed(channel: str | None = "#recommend") -> Post:
+    return Post(
+        "missed_deadline",
+        "recommend-daily",
+        "recommend-daily@2026-11-27T09:00:00+09:00",
+        AT,
+        {"deadline": "2026-11-27T09:00:00+09:00", "grace_seconds": 0, "timezone": "Asia/Tokyo"},
+        channel=channel,
+        mention="<!subteam^S0123>",
+    )
+
+
+def recovered(post: Post) -> Resolve:
+    return Resolve(
+        post.key,
+        "missed_deadline",
+        post.batch,
+        AT + timedelta(minutes=47),
+        {"completed_at": (AT + timedelta(minutes=47)).isoformat(), "late_seconds": 2820},
+    )
+
+
+def keys(slack: FakeSlackApi, channel: str) -> list[str]:
+    return [m.payload["key"] for m in slack.messages_in(channel)]
+
+
+def test_every_kind_is_posted_with_blocks_text_and_exact_metadata(
+    slack: FakeSlackApi, notifier: Notifier
+) -> None:
+    posts = [
+        missed(),
+        Post("stale", "feature-refresh", "stale:feature-refresh@t", AT, {"freshness_seconds": 60}),
+        failure(1),
+        Post("traceback", "", "traceback:ml-batch/p/c@t", AT, {"final_line": "KeyError: 'x'"}),
+        Post("monitor_degraded", "", "degraded:kubernetes@t", AT, {"source": "kubernetes"}),
+    ]
+    assert notifier.submit(posts) == 5
+    assert notifier.flush(10)
+    assert keys(slack, "recommend") == [missed().key]
+    assert keys(slack, "alerts") == [post.key for post in posts[1:]]
+    for post in posts:
+        message = next(m for m in slack.messages if m.payload.get("key") == post.key)
+        assert message.metadata == {
+            "event_type": "sla_monitor_alert",
+            "event_payload": {"kind": post.kind, "batch": post.batch, "key": post.key},
+        }
+        assert message.blocks
+        assert message.text
+    first = slack.messages_in("recommend")[0]
+    assert first.text is not None
+    assert first.text.startswith("<!subteam^S0123> Missed deadline: recommend-daily")
+    health = notifier.health()
+    assert (health.status, health.outbox_depth, health.posted_total) == ("ok", 0, 5)
+    assert health.delivery_count == 5
+
+
+def test_the_same_key_is_never_posted_twice(slack: FakeSlackApi, notifier: Notifier) -> None:
+    assert notifier.submit([failure(1), failure(1)]) == 1
+    assert notifier.flush(5)
+    assert notifier.submit([failure(1)]) == 0
+    assert notifier.flush(5)
+    assert keys(slack, "alerts") == [failure(1).key]
+    assert notifier.health().duplicates_total == 2
+
+
+def test_a_429_storm_delays_but_loses_nothing_and_keeps_order(
+    slack: FakeSlackApi, notifier: Notifier
+) -> None:
+    slack.rate_limit(8, retry_after=0)
+    notifier.submit([failure(n) for n in range(5)])
+    assert notifier.flush(30)
+    assert keys(slack, "alerts") == [failure(n).key for n in range(5)]
+    assert sum(1 for r in slack.requests if r.status == 429) == 8
+
+
+def test_retry_after_is_honoured(slack: FakeSlackApi, notifier: Notifier) -> None:
+    slack.rate_limit(1, retry_after=1)
+    notifier.submit([failure(1)])
+    assert notifier.flush(10)
+    limited = next(r for r in slack.requests if r.status == 429)
+    assert slack.messages[0].arrived - limited.arrived >= 1.0
+
+
+@pytest.mark.parametrize("mode", ["reset", "503"])
+def test_an_outage_delays_every_alert_and_delivers_all_in_order_afterwards(
+    slack: FakeSlackApi, notifier: Notifier, mode: str
+) -> None:
+    slack.down_for(2.5, mode)
+    notifier.submit([failure(n, "#errors" if n % 2 else None) for n in range(8)])
+    wait_until(lambda: notifier.health().status == "retrying", timeout=5)
+    during = notifier.health()
+    assert during.status == "retrying"
+    assert during.outbox_depth == 8
+    assert not during.reachable
+    assert notifier.flush(15)
+    assert keys(slack, "alerts") == [failure(n).key for n in range(0, 8, 2)]
+    assert keys(slack, "errors") == [failure(n).key for n in range(1, 8, 2)]
+    assert len(slack.messages) == 8
+    assert notifier.health().status == "ok"
+
+
+def test_unsent_alerts_survive_a_restart_and_are_sent_once(
+    slack: FakeSlackApi, document: StateDocument, tmp_path: Path
+) -> None:
+    slack.down_for(60)
+    first = make_notifier(slack, document)
+    first.submit([failure(n) for n in range(3)])
+    first.stop()
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert [e["action"]["key"] for e in saved["outbox"]["pending"]] == [
+        failure(n).key for n in range(3)
+    ]
+    assert slack.messages == []
+
+    slack.down_for(0)
+    reloaded = StateDocument(FileStore(tmp_path / "state.json"))
+    second = make_notifier(slack, reloaded)
+    assert second.health().outbox_depth == 3
+    assert second.flush(10)
+    second.stop()
+    assert keys(slack, "alerts") == [failure(n).key for n in range(3)]
+
+    third = make_notifier(slack, StateDocument(FileStore(tmp_path / "state.json")))
+    assert third.submit([failure(n) for n in range(3)]) == 0
+    third.stop()
+    assert len(slack.messages) == 3
+
+
+def test_recovery_is_a_thread_reply_and_the_alert_is_edited(
+    slack: FakeSlackApi, notifier: Notifier
+) -> None:
+    alert = missed()
+    notifier.submit([alert, recovered(alert)])  # resolved before it was even posted
+    assert notifier.flush(10)
+    original, reply = slack.messages_in("recommend")
+    assert reply.thread_ts == original.ts
+    assert reply.payload == {
+        "kind": "recovered",
+        "batch": "recommend-daily",
+        "key": f"recovered:{alert.key}",
+    }
+    assert reply.text is not None
+    assert "47 min late" in reply.text
+    assert original.edits == 1
+    assert original.blocks is not None
+    assert original.blocks[0]["text"]["text"].startswith("✅ Resolved")
+    assert original.payload["key"] == alert.key
+    assert notifier.submit([recovered(alert)]) == 0
+
+
+def test_a_refused_channel_falls_back_to_the_default_one_saying_so(
+    slack: FakeSlackApi, notifier: Notifier
+) -> None:
+    notifier.submit([failure(1, "#quiet"), failure(2, "#no-such-channel")])
+    assert notifier.flush(10)
+    notes = [str(m.blocks[0]) for m in slack.messages_in("alerts") if m.blocks]
+    assert len(notes) == 2
+    assert "Meant for #quiet" in notes[0]
+    assert "not_in_channel" in notes[0]
+    assert "channel_not_found" in notes[1]
+    assert notifier.health().fallbacks_total == 2
+    assert slack.messages_in("quiet") == []
+
+
+def test_truncated_text_is_accepted_by_slack(slack: FakeSlackApi, notifier: Notifier) -> None:
+    huge = "E" * 50_000
+    notifier.submit(
+        [
+            Post("traceback", "b", "traceback:huge", AT, {"final_line": huge, "pod": huge}),
+            Post("job_failed", "b", "job_failed:huge", AT, {"message": huge, "reason": huge}),
+        ]
+    )
+    assert notifier.flush(10)
+    assert len(slack.messages) == 2
+    assert all("… (truncated)" in json.dumps(m.blocks, ensure_ascii=False) for m in slack.messages)
+    assert not [r for r in slack.requests if r.error]
+
+
+def test_blocks_slack_refuses_are_resent_as_plain_text(
+    slack: FakeSlackApi, notifier: Notifier
+) -> None:
+    slack.fail("chat.postMessage", "invalid_blocks")
+    notifier.submit([failure(1)])
+    assert notifier.flush(10)
+    (message,) = slack.messages
+    assert message.blocks is None
+    assert message.payload["key"] == failure(1).key
+
+
+def test_invalid_auth_makes_the_notifier_unhealthy_and_keeps_the_outbox(
+    slack: FakeSlackApi,
+    notifier: Notifier,
+    document: StateDocument,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR)
+    slack.token = "xoxb-rotated"
+    notifier.submit([failure(1)])
+    wait_until(lambda: notifier.health().status == "unhealthy", timeout=5)
+    assert "invalid_auth" in notifier.health().detail
+    assert any("Slack refused the bot token (invalid_auth)" in r.message for r in caplog.records)
+    assert len(document.section("outbox")["pending"]) == 1
+    slack.token = TOKEN
+    assert notifier.flush(10)
+    assert keys(slack, "alerts") == [failure(1).key]
+    assert notifier.health().status == "ok"
+
+
+def test_dry_run_prints_one_json_line_per_alert() -> None:
+    stream = io.StringIO()
+    notifier = Notifier(StdoutTransport(stream), default_channel=None)
+    notifier.start()
+    alert = missed(channel=None)
+    notifier.submit([alert, failure(1), alert, recovered(alert)])
+    assert notifier.flush(5)
+    notifier.stop()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["kind"], line["key"]) for line in lines] == [
+        ("missed_deadline", alert.key),
+        ("job_failed", failure(1).key),
+        ("recovered", f"recovered:{alert.key}"),
+    ]
+    assert lines[0]["batch"] == "recommend-daily"
+    assert lines[0]["text"].startswith("<!subteam^S0123> Missed deadline")
+
+
+def test_the_environment_selects_slack_or_stdout(slack: FakeSlackApi) -> None:
+    assert isinstance(transport_from_env({}), StdoutTransport)
+    assert isinstance(transport_from_env({"SLACK_BOT_TOKEN": TOKEN}, dry_run=True), StdoutTransport)
+    for url in (slack.url, slack.url.rstrip("/")):
+        env = {"MY_TOKEN": TOKEN, "SLACK_API_URL": url}
+        transport = transport_from_env(env, token_env="MY_TOKEN")
+        assert isinstance(transport, SlackTransport)
+        assert transport.check() == "sla-monitor in Fake"
