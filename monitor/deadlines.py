@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.facts import Action, Post, Resolve
-from monitor.schedule import DeadlineRule, iso, parse_instant, parse_iso
+from monitor.schedule import NEVER, DeadlineRule, iso, parse_instant, parse_iso
 
 _TICK = timedelta(microseconds=1)
 
@@ -41,6 +41,7 @@ class DeadlineTrack:
     """State of one deadline batch; see the module docstring for the rules."""
 
     batch: str
+    rule: DeadlineRule
     decided_through: datetime
     walked_to: datetime
     pending: dict[str, datetime] = field(default_factory=dict)
@@ -48,6 +49,14 @@ class DeadlineTrack:
     satisfied: dict[datetime, str] = field(default_factory=dict)
     open: dict[str, OpenMiss] = field(default_factory=dict)
     last_success: datetime | None = None
+    _upcoming: datetime | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def upcoming(self) -> datetime:
+        """The first undecided deadline (cached: cron arithmetic is the costly part)."""
+        if self._upcoming is None or self._upcoming <= self.decided_through:
+            self._upcoming = self.rule.cron.next_after(self.decided_through)
+        return self._upcoming
 
     @classmethod
     def starting(cls, batch: str, rule: DeadlineRule, at: datetime) -> DeadlineTrack:
@@ -57,11 +66,13 @@ class DeadlineTrack:
         happened shortly before `at` still satisfy the first deadline after it.
         """
         first_window_start, _ = rule.window_of(rule.cron.next_after(at))
-        return cls(batch=batch, decided_through=at, walked_to=min(at, first_window_start))
+        return cls(
+            batch=batch, rule=rule, decided_through=at, walked_to=min(at, first_window_start)
+        )
 
     # -- facts -----------------------------------------------------------------------
 
-    def completed(self, uid: str, at: datetime, rule: DeadlineRule) -> list[Action]:
+    def completed(self, uid: str, at: datetime) -> list[Action]:
         """A successful completion of a Job of this batch (any number of times)."""
         if uid in self.consumed:
             return []
@@ -69,46 +80,43 @@ class DeadlineTrack:
             known = self.pending.get(uid)
             self.pending[uid] = at if known is None else min(known, at)
             return []
-        return self._late(uid, at, rule)
+        return self._late(uid, at)
 
-    def advance(self, horizon: datetime, rule: DeadlineRule) -> list[Action]:
+    def advance(self, horizon: datetime) -> list[Action]:
         """Walk the timeline up to `horizon`: every point at or before it is final."""
         if horizon <= self.walked_to:
             return []
+        rule = self.rule
         actions: list[Action] = []
-        due = sorted(
-            ((at, uid) for uid, at in self.pending.items() if at <= horizon),
-        )
-        next_deadline = rule.cron.next_after(self.decided_through)
-        for at, uid in due:
-            while rule.decision_instant(next_deadline) < at:
-                actions += self._decide(next_deadline, rule)
-                next_deadline = rule.cron.next_after(next_deadline)
-            del self.pending[uid]
-            actions += self._place(uid, at, rule)
-        while rule.decision_instant(next_deadline) <= horizon:
-            actions += self._decide(next_deadline, rule)
-            next_deadline = rule.cron.next_after(next_deadline)
+        if self.pending:
+            due = sorted((at, uid) for uid, at in self.pending.items() if at <= horizon)
+            for at, uid in due:
+                while rule.decision_instant(self.upcoming) < at:
+                    actions += self._decide(self.upcoming)
+                del self.pending[uid]
+                actions += self._place(uid, at)
+        while rule.decision_instant(self.upcoming) <= horizon:
+            actions += self._decide(self.upcoming)
         self.walked_to = horizon
         return actions
 
     # -- the rules ---------------------------------------------------------------------
 
-    def _place(self, uid: str, at: datetime, rule: DeadlineRule) -> list[Action]:
+    def _place(self, uid: str, at: datetime) -> list[Action]:
         self._consume(uid, at)
         if self.open:
-            return self._resolve(list(self.open), at, uid, rule)
-        deadline = self._earliest_open_window(at, rule)
+            return self._resolve(list(self.open), at, uid)
+        deadline = self._earliest_open_window(at)
         if deadline is not None:
             self.satisfied[deadline] = uid
         return []
 
-    def _late(self, uid: str, at: datetime, rule: DeadlineRule) -> list[Action]:
+    def _late(self, uid: str, at: datetime) -> list[Action]:
         self._consume(uid, at)
         older = [key for key, miss in self.open.items() if miss.window_start < at]
         if older:
-            return self._resolve(older, at, uid, rule)
-        deadline = self._earliest_open_window(at, rule)
+            return self._resolve(older, at, uid)
+        deadline = self._earliest_open_window(at)
         if deadline is not None:
             self.satisfied[deadline] = uid
         return []
@@ -118,8 +126,9 @@ class DeadlineTrack:
         if self.last_success is None or at > self.last_success:
             self.last_success = at
 
-    def _earliest_open_window(self, at: datetime, rule: DeadlineRule) -> datetime | None:
+    def _earliest_open_window(self, at: datetime) -> datetime | None:
         """The earliest undecided, unsatisfied deadline whose window holds `at`."""
+        rule = self.rule
         candidate = rule.cron.next_after(max(self.decided_through, at - rule.grace - _TICK))
         while True:
             start, end = rule.window_of(candidate)
@@ -129,7 +138,8 @@ class DeadlineTrack:
                 return candidate
             candidate = rule.cron.next_after(candidate)
 
-    def _decide(self, deadline: datetime, rule: DeadlineRule) -> list[Action]:
+    def _decide(self, deadline: datetime) -> list[Action]:
+        rule = self.rule
         self.decided_through = deadline
         if self.satisfied.pop(deadline, None) is not None:
             return []
@@ -154,7 +164,7 @@ class DeadlineTrack:
             )
         ]
 
-    def _resolve(self, keys: list[str], at: datetime, uid: str, rule: DeadlineRule) -> list[Action]:
+    def _resolve(self, keys: list[str], at: datetime, uid: str) -> list[Action]:
         actions: list[Action] = []
         for key in sorted(keys, key=lambda k: self.open[k].deadline):
             miss = self.open.pop(key)
@@ -165,7 +175,7 @@ class DeadlineTrack:
                     batch=self.batch,
                     at=at,
                     details={
-                        "deadline": iso(rule.cron.local(miss.deadline)),
+                        "deadline": iso(self.rule.cron.local(miss.deadline)),
                         "completed_at": iso(at),
                         "late_seconds": int((at - miss.deadline).total_seconds()),
                         "job_uid": uid,
@@ -176,12 +186,16 @@ class DeadlineTrack:
 
     # -- bookkeeping -------------------------------------------------------------------
 
-    def next_decision(self, rule: DeadlineRule) -> datetime:
-        return rule.decision_instant(rule.cron.next_after(self.decided_through))
+    def next_decision(self) -> datetime:
+        return self.rule.decision_instant(self.upcoming)
 
-    def prune(self, rule: DeadlineRule) -> None:
+    def due(self) -> datetime:
+        """The earliest horizon at which `advance` has something to do."""
+        return min(self.next_decision(), min(self.pending.values(), default=NEVER))
+
+    def prune(self) -> None:
         """Forget consumed completions that can no longer resolve or satisfy anything."""
-        first_start, _ = rule.window_of(rule.cron.next_after(self.decided_through))
+        first_start, _ = self.rule.window_of(self.upcoming)
         floor = min([first_start, *(miss.window_start for miss in self.open.values())])
         self.consumed = {uid: at for uid, at in self.consumed.items() if at >= floor}
 
@@ -199,9 +213,10 @@ class DeadlineTrack:
         }
 
     @classmethod
-    def from_json(cls, batch: str, data: dict[str, Any]) -> DeadlineTrack:
+    def from_json(cls, batch: str, rule: DeadlineRule, data: dict[str, Any]) -> DeadlineTrack:
         return cls(
             batch=batch,
+            rule=rule,
             decided_through=parse_instant(data["decided_through"]),
             walked_to=parse_instant(data["walked_to"]),
             pending={uid: parse_instant(at) for uid, at in data["pending"].items()},

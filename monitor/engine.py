@@ -14,6 +14,7 @@ health (`monitor_degraded`), config replacement, and the log of every key ever p
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,13 +38,14 @@ from monitor.facts import (
 )
 from monitor.freshness import FreshnessTrack
 from monitor.matching import BatchIndex, JobIdentity
-from monitor.schedule import format_duration, iso, parse_instant
+from monitor.schedule import NEVER, format_duration, iso, parse_instant
 
 STATE_VERSION = 1
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
 _CLOCK_RESOLUTION = timedelta(seconds=1)
 _HISTORY_LENGTH = 200
 ZERO = timedelta(0)
+_EPSILON = timedelta(milliseconds=1)
 #: A deadline this close, not yet met, shows the batch as "due".
 DUE_SOON = timedelta(hours=1)
 
@@ -89,6 +91,8 @@ class Engine:
         self.history: list[dict[str, str]] = []
         self.config = config
         self._index = BatchIndex(config.batches)
+        self._heap: list[tuple[datetime, str]] = []
+        self._due: dict[str, datetime] = {}
         self._reconcile(config, started_at)
 
     # -- input ---------------------------------------------------------------------------
@@ -137,12 +141,9 @@ class Engine:
         return actions
 
     def _completed(self, batch: Batch, uid: str, at: datetime) -> list[Action]:
-        track = self.tracks[batch.name]
-        if isinstance(track, DeadlineTrack):
-            rule = self.config.deadline_rule(batch)
-            assert rule is not None
-            return track.completed(uid, at, rule)
-        return track.completed(uid, at)
+        actions = self.tracks[batch.name].completed(uid, at)
+        self._schedule(batch.name)
+        return actions
 
     def _note_failure(self, batch: str, at: datetime) -> None:
         if batch not in self.last_failure or at > self.last_failure[batch]:
@@ -217,38 +218,44 @@ class Engine:
         return None if seen is None else min(self.now, seen)
 
     def _advance(self) -> list[Action]:
+        """Walk every track that has something due at or before the horizon.
+
+        Tracks wait in a heap keyed by their next due instant, so an idle engine with
+        thousands of batches does almost nothing per tick.
+        """
         horizon = self.horizon()
         if horizon is None:
             return []
         actions: list[Action] = []
-        for batch in self.config.batches:
-            track = self.tracks[batch.name]
-            if isinstance(track, DeadlineTrack):
-                rule = self.config.deadline_rule(batch)
-                assert rule is not None
-                actions += track.advance(horizon, rule)
-            else:
-                assert batch.freshness is not None
-                actions += track.advance(horizon, batch.freshness)
+        while self._heap and self._heap[0][0] <= horizon:
+            due, name = heapq.heappop(self._heap)
+            if self._due.get(name) != due:
+                continue  # superseded by a later _schedule
+            del self._due[name]
+            actions += self.tracks[name].advance(horizon)
+            self._schedule(name)
         return actions
+
+    def _schedule(self, name: str) -> None:
+        due = self.tracks[name].due()
+        if self._due.get(name) != due:
+            self._due[name] = due
+            heapq.heappush(self._heap, (due, name))
+
+    def _schedule_all(self) -> None:
+        self._due = {name: track.due() for name, track in self.tracks.items()}
+        self._heap = [(due, name) for name, due in self._due.items()]
+        heapq.heapify(self._heap)
 
     def next_wakeup(self) -> datetime | None:
         """The earliest instant at which a `Tick` could make something due."""
-        instants: list[datetime] = []
-        for batch in self.config.batches:
-            track = self.tracks[batch.name]
-            if isinstance(track, DeadlineTrack):
-                rule = self.config.deadline_rule(batch)
-                assert rule is not None
-                instants.append(track.next_decision(rule))
-            elif track.open_key is None:
-                assert batch.freshness is not None
-                instants.append(track.stale_at(batch.freshness) + _CLOCK_RESOLUTION / 1000)
+        instants = [self._heap[0][0]] if self._heap else []
         degraded_after = self.config.health.degraded_after
         for state in self.sources.values():
             if not state.reachable and state.degraded_key is None:
-                instants.append(state.last_contact + degraded_after + _CLOCK_RESOLUTION / 1000)
-        return min(instants, default=None)
+                instants.append(state.last_contact + degraded_after + _EPSILON)
+        found = min(instants, default=NEVER)
+        return None if found == NEVER else found
 
     # -- health ----------------------------------------------------------------------------
 
@@ -354,12 +361,14 @@ class Engine:
             for key in [k for k, alert in self.open_alerts.items() if alert["batch"] == name]:
                 del self.open_alerts[key]
         self.tracks, self.signatures = tracks, signatures
+        self._schedule_all()
 
     @staticmethod
     def _fresh_track(config: Config, batch: Batch, at: datetime, old: Track | None) -> Track:
         rule = config.deadline_rule(batch)
         if rule is None:
-            return FreshnessTrack.starting(batch.name, at)
+            assert batch.freshness is not None
+            return FreshnessTrack.starting(batch.name, batch.freshness, at)
         track = DeadlineTrack.starting(batch.name, rule, at)
         if isinstance(old, DeadlineTrack):
             track.open = old.open
@@ -412,14 +421,8 @@ class Engine:
         """Forget what can no longer matter, so saved state stays small."""
         floor = self.now - self.history_retention
         self.posted = {key: at for key, at in self.posted.items() if at >= floor}
-        for batch in self.config.batches:
-            track = self.tracks[batch.name]
-            if isinstance(track, DeadlineTrack):
-                rule = self.config.deadline_rule(batch)
-                assert rule is not None
-                track.prune(rule)
-            else:
-                track.prune()
+        for track in self.tracks.values():
+            track.prune()
 
     # -- status --------------------------------------------------------------------------
 
@@ -443,15 +446,13 @@ class Engine:
         last_success = track.last_success
         failing = failure is not None and (last_success is None or failure > last_success)
         if isinstance(track, DeadlineTrack):
-            rule = self.config.deadline_rule(batch)
-            assert rule is not None
-            upcoming = rule.cron.next_after(track.decided_through)
+            upcoming = track.upcoming
             due = upcoming - self.now <= DUE_SOON and upcoming not in track.satisfied
-            next_due = iso(rule.cron.local(upcoming))
+            next_due = iso(track.rule.cron.local(upcoming))
             schedule = "deadline"
         else:
             assert batch.freshness is not None
-            stale_at = track.stale_at(batch.freshness)
+            stale_at = track.stale_at()
             due = stale_at - self.now <= batch.freshness / 5
             next_due = iso(stale_at)
             schedule = "freshness"
@@ -527,12 +528,9 @@ class Engine:
         engine.signatures = dict(data["signatures"])
         engine.tracks = {}
         for name, saved in data["tracks"].items():
-            body = {key: value for key, value in saved.items() if key != "type"}
-            engine.tracks[name] = (
-                DeadlineTrack.from_json(name, body)
-                if saved["type"] == DeadlineTrack.__name__
-                else FreshnessTrack.from_json(name, body)
-            )
+            track = _restore_track(config, name, saved)
+            if track is not None:
+                engine.tracks[name] = track
         engine.posted = {key: parse_instant(at) for key, at in data["posted"].items()}
         engine.open_alerts = {key: dict(value) for key, value in data["open_alerts"].items()}
         engine.last_failure = {n: parse_instant(at) for n, at in data["last_failure"].items()}
@@ -551,3 +549,21 @@ class Engine:
         engine._index = BatchIndex(config.batches)
         engine._reconcile(config, engine.now)
         return engine
+
+
+def _restore_track(config: Config, name: str, saved: dict[str, Any]) -> Track | None:
+    """A saved track under the timing of the batch's current config (None: batch gone).
+
+    A batch whose timing changed meanwhile is restarted by `_reconcile`, which keeps its
+    open alerts; until then the saved state is read under the new rule.
+    """
+    batch = config.batch_named(name)
+    if batch is None:
+        return None
+    body = {key: value for key, value in saved.items() if key != "type"}
+    rule = config.deadline_rule(batch)
+    if saved["type"] == DeadlineTrack.__name__:
+        return DeadlineTrack.from_json(name, rule, body) if rule is not None else None
+    if batch.freshness is None:
+        return None
+    return FreshnessTrack.from_json(name, batch.freshness, body)

@@ -14,7 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.facts import Action, Post, Resolve
-from monitor.schedule import iso, parse_instant, parse_iso
+from monitor.schedule import NEVER, iso, parse_instant, parse_iso
+
+#: Stale means strictly past the bound: wake just after it.
+_EPSILON = timedelta(milliseconds=1)
 
 
 @dataclass
@@ -22,6 +25,7 @@ class FreshnessTrack:
     """State of one freshness batch."""
 
     batch: str
+    freshness: timedelta
     clock_start: datetime
     walked_to: datetime
     last_success: datetime | None = None
@@ -30,12 +34,17 @@ class FreshnessTrack:
     open_key: str | None = None
 
     @classmethod
-    def starting(cls, batch: str, at: datetime) -> FreshnessTrack:
-        return cls(batch=batch, clock_start=at, walked_to=at)
+    def starting(cls, batch: str, freshness: timedelta, at: datetime) -> FreshnessTrack:
+        return cls(batch=batch, freshness=freshness, clock_start=at, walked_to=at)
 
-    def stale_at(self, freshness: timedelta) -> datetime:
+    def stale_at(self) -> datetime:
         """The instant after which the batch is stale unless a success arrives."""
-        return (self.last_success or self.clock_start) + freshness
+        return (self.last_success or self.clock_start) + self.freshness
+
+    def due(self) -> datetime:
+        """The earliest horizon at which `advance` has something to do."""
+        stale = self.stale_at() + _EPSILON if self.open_key is None else NEVER
+        return min(stale, min(self.pending.values(), default=NEVER))
 
     def completed(self, uid: str, at: datetime) -> list[Action]:
         if uid in self.seen or uid in self.pending:
@@ -47,22 +56,22 @@ class FreshnessTrack:
             return []
         return self._succeeded(uid, at)
 
-    def advance(self, horizon: datetime, freshness: timedelta) -> list[Action]:
+    def advance(self, horizon: datetime) -> list[Action]:
         if horizon <= self.walked_to:
             return []
         actions: list[Action] = []
         due = sorted((at, uid) for uid, at in self.pending.items() if at <= horizon)
         for at, uid in due:
             del self.pending[uid]
-            actions += self._maybe_stale(at, freshness)
+            actions += self._maybe_stale(at)
             actions += self._succeeded(uid, at)
-        actions += self._maybe_stale(horizon, freshness)
+        actions += self._maybe_stale(horizon)
         self.walked_to = horizon
         return actions
 
-    def _maybe_stale(self, now: datetime, freshness: timedelta) -> list[Action]:
+    def _maybe_stale(self, now: datetime) -> list[Action]:
         """Alert once per episode when `now` is past the stale instant."""
-        since = self.stale_at(freshness)
+        since = self.stale_at()
         if self.open_key is not None or now <= since:
             return []
         self.open_key = f"stale:{self.batch}@{iso(since)}"
@@ -74,7 +83,7 @@ class FreshnessTrack:
                 at=since,
                 details={
                     "last_success": iso(self.last_success),
-                    "freshness_seconds": int(freshness.total_seconds()),
+                    "freshness_seconds": int(self.freshness.total_seconds()),
                     "stale_since": iso(since),
                 },
             )
@@ -114,9 +123,10 @@ class FreshnessTrack:
         }
 
     @classmethod
-    def from_json(cls, batch: str, data: dict[str, Any]) -> FreshnessTrack:
+    def from_json(cls, batch: str, freshness: timedelta, data: dict[str, Any]) -> FreshnessTrack:
         return cls(
             batch=batch,
+            freshness=freshness,
             clock_start=parse_instant(data["clock_start"]),
             walked_to=parse_instant(data["walked_to"]),
             last_success=parse_iso(data["last_success"]),

@@ -26,6 +26,9 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^\s*\d+\s*(ms|s|m|h|d|w)\s*$"
 
+#: "Never", kept as an instant so min()/max() need no special case.
+NEVER = datetime.max.replace(tzinfo=UTC)
+
 #: Largest shift of a wall clock at a DST transition anywhere (historic double summer time).
 _MAX_DST_SHIFT = timedelta(hours=2)
 
