@@ -169,7 +169,9 @@ class FakeSlackApi:
         return f"http://127.0.0.1:{self._server.server_address[1]}/api/"
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

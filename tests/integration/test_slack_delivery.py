@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.facts import Post, Resolve
 from monitor.notify.slack import Notifier
@@ -299,3 +301,31 @@ def test_the_environment_selects_slack_or_stdout(slack: FakeSlackApi) -> None:
         transport = transport_from_env(env, token_env="MY_TOKEN")
         assert isinstance(transport, SlackTransport)
         assert transport.check() == "sla-monitor in Fake"
+
+
+MENTION = "<!subteam^S0123>"
+
+
+@settings(max_examples=25, deadline=None)
+@given(untrusted=st.text(alphabet=st.sampled_from("<>!@#&|^ aZ\n"), max_size=40) | st.text())
+def test_untrusted_text_never_reaches_slack_as_a_mention(untrusted: str) -> None:
+    with FakeSlackApi(token=TOKEN) as slack:
+        notifier = Notifier(SlackTransport(TOKEN, slack.url), default_channel="alerts")
+        notifier.start()
+        fields = ("namespace", "job", "reason", "message", "pod", "container", "final_line")
+        details = dict.fromkeys(fields, untrusted)
+        notifier.submit(
+            [
+                Post("job_failed", "b", "job_failed:k", AT, details, mention=MENTION),
+                Post("traceback", "b", "traceback:k", AT, details, mention=MENTION),
+            ]
+        )
+        assert notifier.flush(10)
+        notifier.stop()
+        assert len(slack.messages) == 2
+        for message in slack.messages:
+            posted = json.dumps([message.text, message.blocks, message.metadata])
+            cleaned = json.loads(posted.replace(json.dumps(MENTION)[1:-1], ""))
+            assert "<!" not in json.dumps(cleaned)
+            assert "<@" not in json.dumps(cleaned)
+            assert "<#" not in json.dumps(cleaned)
