@@ -1,0 +1,317 @@
+"""Benchmark: the Kubernetes Job source against the loopback API server, raw JSON vs models.
+
+The fake API server runs in this process; each measured client runs in its own child
+process (its own core, GIL, garbage collector and RSS). Measured side by side:
+
+- initial sync of N Jobs through paged lists (limit 500): the source's raw-JSON path
+  (GC on, after `gc.freeze()`, GC off) and the same lists through the client's models;
+- a backlog of M Job updates streamed by a watch: the source's raw path vs `Watch` with
+  model deserialization;
+- the fake's own serving CPU time, reported separately;
+- matching 100k Jobs against 10k batches with `BatchIndex`.
+
+    python bench/kube_source.py            # N=100000, M=20000
+    python bench/kube_source.py --small    # N=2000, M=1000 (smoke)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import multiprocessing
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.facts import Fact, JobSeen  # noqa: E402
+from monitor.testing.kube_api import FakeKubeApi  # noqa: E402
+from monitor.testing.kube_store import encode, rfc3339  # noqa: E402
+from monitor.testing.kube_workloads import JOBS, job_object  # noqa: E402
+
+PAGE = 500
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident set size of this process in MB."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _client(url: str) -> Any:
+    from kubernetes import client
+
+    configuration = client.Configuration()
+    configuration.host = url
+    return client.ApiClient(configuration)
+
+
+# -- measured clients (child processes) -------------------------------------------------
+def raw_sync(url: str, gc_mode: str, conn: Connection) -> None:
+    """The real source: time to a full initial sync; optionally then a watch backlog."""
+    from monitor.sources.kube import KubeJobSource
+
+    api = _client(url)
+    if gc_mode == "freeze":
+        gc.freeze()
+    elif gc_mode == "off":
+        gc.disable()
+    count = [0]
+
+    def emit(fact: Fact) -> None:
+        if isinstance(fact, JobSeen):
+            count[0] += 1
+
+    base = rss_mb()[0]
+    started = time.perf_counter()
+    source = KubeJobSource(api, emit, page_size=PAGE, backoff_initial=0.01)
+    source.start()
+    while not source.synced:
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - started
+    current, peak = rss_mb()
+    conn.send({"seconds": elapsed, "jobs": count[0], "rss": current, "peak": peak, "base": base})
+    if conn.recv() == "watch":
+        final = conn.recv()
+        started = time.perf_counter()
+        while int(source.resource_versions[""] or 0) < final:
+            time.sleep(0.001)
+        conn.send({"seconds": time.perf_counter() - started})
+    source.stop()
+
+
+def model_sync(url: str, conn: Connection) -> None:
+    """The same paged lists through the client's models, reduced from V1Job attributes."""
+    from kubernetes import client
+
+    batch = client.BatchV1Api(_client(url))
+    base = rss_mb()[0]
+    started = time.perf_counter()
+    seen: dict[str, JobSeen] = {}
+    token = None
+    while True:
+        page = batch.list_job_for_all_namespaces(limit=PAGE, _continue=token)
+        for job in page.items:
+            seen[job.metadata.uid] = _reduce_model(job)
+        token = page.metadata._continue
+        if not token:
+            break
+    elapsed = time.perf_counter() - started
+    current, peak = rss_mb()
+    conn.send({"seconds": elapsed, "jobs": len(seen), "rss": current, "peak": peak, "base": base})
+
+
+def model_watch(url: str, start: str, final: int, conn: Connection) -> None:
+    from kubernetes import client, watch
+
+    batch = client.BatchV1Api(_client(url))
+    started = time.perf_counter()
+    events = 0
+    for event in watch.Watch().stream(
+        batch.list_job_for_all_namespaces, resource_version=start, timeout_seconds=600
+    ):
+        if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+            _reduce_model(event["object"])
+            events += 1
+        if int(event["object"].metadata.resource_version) >= final:
+            break
+    conn.send({"seconds": time.perf_counter() - started, "events": events})
+
+
+def _reduce_model(job: Any) -> JobSeen:
+    owners = job.metadata.owner_references or []
+    cronjob = next((o.name for o in owners if o.kind == "CronJob"), None)
+    outcome = "running"
+    done = None
+    for condition in job.status.conditions or []:
+        if condition.status == "True" and condition.type in ("SuccessCriteriaMet", "Complete"):
+            outcome, done = "succeeded", condition.last_transition_time
+    return JobSeen(
+        uid=job.metadata.uid,
+        namespace=job.metadata.namespace,
+        name=job.metadata.name,
+        labels=job.metadata.labels or {},
+        cronjob=cronjob,
+        start_time=job.status.start_time,
+        completion_time=done,
+        outcome=outcome,  # type: ignore[arg-type]
+    )
+
+
+# -- the fake side ------------------------------------------------------------------------
+def populate(kube: FakeKubeApi, count: int) -> None:
+    """N Jobs across 50 namespaces and 1000 CronJobs, written straight into the store."""
+    template = job_object("ns-0", "template", cronjob="cron-0", labels={"team": "ml"})
+    for index in range(count):
+        job = copy.deepcopy(template)
+        namespace, cronjob = f"ns-{index % 50}", f"cron-{index % 1000}"
+        job["metadata"].update(name=f"{cronjob}-{index}", namespace=namespace, uid=f"uid-{index}")
+        job["metadata"]["ownerReferences"][0]["name"] = cronjob
+        kube.store.create(JOBS, namespace, job)
+
+
+def write_updates(kube: FakeKubeApi, count: int) -> int:
+    """Mark `count` Jobs SuccessCriteriaMet; returns the last resourceVersion."""
+    stamp = rfc3339(datetime.now(UTC))
+    stored = list(kube.store.objects("jobs"))[:count]
+    for entry in stored:
+        job = copy.deepcopy(entry.obj)
+        job["status"]["conditions"] = [
+            {
+                "type": "SuccessCriteriaMet",
+                "status": "True",
+                "reason": "CompletionsReached",
+                "lastTransitionTime": stamp,
+                "lastProbeTime": stamp,
+            }
+        ]
+        job["metadata"].pop("resourceVersion")
+        kube.store.update(JOBS, job["metadata"]["namespace"], job["metadata"]["name"], job)
+    return kube.store.resource_version
+
+
+def run_child(target: Callable[..., None], *args: Any) -> tuple[Any, Connection]:
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(target=target, args=(*args, child), daemon=True)
+    process.start()
+    return process, parent
+
+
+def bench_matching(jobs: int, batches: int) -> tuple[float, int]:
+    from monitor.config import Batch
+    from monitor.matching import BatchIndex, JobIdentity
+
+    rng = random.Random(7)
+    config = [
+        Batch.model_validate(
+            {
+                "name": f"b{index}",
+                "freshness": "1h",
+                "match": {"namespace": f"ns-{index % 50}", "cronjob": f"cron-{index}"},
+            }
+            if index % 10
+            else {
+                "name": f"b{index}",
+                "freshness": "1h",
+                "match": {"namespace": f"ns-{index % 50}", "job_name": f"^adhoc-{index}-"},
+            }
+        )
+        for index in range(batches)
+    ]
+    index = BatchIndex(config)
+    identities = [
+        JobIdentity(
+            f"ns-{i % 50}",
+            f"cron-{rng.randrange(batches)}-{i}",
+            f"cron-{rng.randrange(batches)}",
+            {"team": "ml"},
+        )
+        for i in range(jobs)
+    ]
+    started = time.perf_counter()
+    matched = sum(len(index.batches_for(identity)) for identity in identities)
+    return time.perf_counter() - started, matched
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="smoke run: N=2000, M=1000")
+    parser.add_argument("--jobs", type=int)
+    parser.add_argument("--updates", type=int)
+    args = parser.parse_args()
+    jobs = args.jobs or (2000 if args.small else 100_000)
+    updates = args.updates or (1000 if args.small else 20_000)
+
+    kube = FakeKubeApi(max_history=updates + 10).start()
+    populate(kube, jobs)
+    size = sum(len(encode(s.obj)) for s in list(kube.store.objects("jobs"))[:100]) // 100
+    rows: list[tuple[str, str, str, str]] = []
+
+    def sync_row(label: str, result: dict[str, Any]) -> float:
+        rate = result["jobs"] / result["seconds"]
+        rows.append(
+            (
+                label,
+                f"{result['jobs']} Jobs in {result['seconds']:.2f} s",
+                f"{rate:,.0f} Jobs/s",
+                f"{result['peak']:.0f} MB (start {result['base']:.0f})",
+            )
+        )
+        assert result["jobs"] == jobs, result
+        return rate
+
+    serving_before = kube.serving_seconds
+    process, conn = run_child(raw_sync, kube.url, "on")
+    raw_rate = sync_row("initial sync, raw JSON (source)", conn.recv())
+    conn.send("watch")
+    start_version = str(kube.store.resource_version)
+    kube.hold_watches()
+    final = write_updates(kube, updates)
+    kube.drop_watches()
+    conn.send(final)
+    raw_watch = conn.recv()
+    process.join()
+    raw_events = updates / raw_watch["seconds"]
+    for mode in ("freeze", "off"):
+        process, conn = run_child(raw_sync, kube.url, mode)
+        sync_row(f"initial sync, raw JSON, gc {mode}", conn.recv())
+        conn.send("done")
+        process.join()
+    process, conn = run_child(model_sync, kube.url)
+    model_rate = sync_row("initial sync, client models", conn.recv())
+    process.join()
+    process, conn = run_child(model_watch, kube.url, start_version, final)
+    model_watch_result = conn.recv()
+    process.join()
+    model_events = model_watch_result["events"] / model_watch_result["seconds"]
+    rows.append(
+        (
+            "watch backlog, raw JSON (source)",
+            f"{updates} events in {raw_watch['seconds']:.2f} s",
+            f"{raw_events:,.0f} events/s",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "watch backlog, client models",
+            f"{model_watch_result['events']} events in {model_watch_result['seconds']:.2f} s",
+            f"{model_events:,.0f} events/s",
+            "",
+        )
+    )
+    rows.append(
+        ("fake server CPU (all runs)", f"{kube.serving_seconds - serving_before:.2f} s", "", "")
+    )
+    kube.stop()
+    match_jobs = 2000 if args.small else 100_000
+    match_seconds, matched = bench_matching(match_jobs, 10_000)
+    rows.append(
+        (
+            f"match {match_jobs} Jobs x 10000 batches",
+            f"{match_seconds:.2f} s",
+            f"{match_jobs / match_seconds:,.0f} Jobs/s",
+            f"{matched} matches",
+        )
+    )
+
+    print(f"Job JSON ~{size} bytes; N={jobs}, M={updates}; cpus={os.cpu_count()}")
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print(
+        f"raw vs models: sync x{raw_rate / model_rate:.1f}, watch x{raw_events / model_events:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
