@@ -32,10 +32,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.facts import Fact, JobSeen  # noqa: E402
-from monitor.testing.kube_api import FakeKubeApi  # noqa: E402
-from monitor.testing.kube_store import encode, rfc3339  # noqa: E402
-from monitor.testing.kube_workloads import JOBS, job_object  # noqa: E402
+from monitor.facts import Fact, JobSeen
+from monitor.testing.kube_api import FakeKubeApi
+from monitor.testing.kube_store import encode, rfc3339
+from monitor.testing.kube_workloads import JOBS, job_object
 
 PAGE = 500
 
