@@ -13,6 +13,7 @@ Missing details keys are tolerated: a layout shows what it has.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -381,7 +382,7 @@ def render_recovered(resolve: Resolve, settings: RenderSettings) -> Message:
 
 def render_resolved(post: Post, resolve: Resolve, settings: RenderSettings) -> Message:
     """The original alert, edited to show at a glance that it is resolved."""
-    original = render_post(post, settings)
+    original = render_post(dataclasses.replace(post, mention=None), settings)  # no re-ping
     summary = _recovery_summary(resolve)
     blocks = list(original.blocks)
     if blocks and blocks[0].get("type") == "header":
