@@ -65,10 +65,13 @@ class DeadlineTrack:
         Completions are walked from the first undecided window's start, so ones that
         happened shortly before `at` still satisfy the first deadline after it.
         """
-        first_window_start, _ = rule.window_of(rule.cron.next_after(at))
-        return cls(
+        first = rule.cron.next_after(at)
+        first_window_start, _ = rule.window_of(first)
+        track = cls(
             batch=batch, rule=rule, decided_through=at, walked_to=min(at, first_window_start)
         )
+        track._upcoming = first
+        return track
 
     # -- facts -----------------------------------------------------------------------
 

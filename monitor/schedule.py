@@ -14,8 +14,9 @@ croniter stays behind this module so replacing it is a one-file change.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -148,27 +149,41 @@ def place(wall: datetime, tz: ZoneInfo) -> datetime:
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """The deadline instants (in UTC) of one cron expression in one timezone."""
+    """The deadline instants (in UTC) of one cron expression in one timezone.
+
+    One croniter per schedule, re-positioned for each query: parsing the expression is
+    most of croniter's cost, and an engine with thousands of batches asks often.
+    """
 
     expression: str
     tz: ZoneInfo
+    _walls: croniter = field(init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        walls = croniter(self.expression, datetime(2000, 1, 1), second_at_beginning=True)
+        object.__setattr__(self, "_walls", walls)
+        object.__setattr__(self, "_lock", threading.Lock())
 
     def local(self, instant: datetime) -> datetime:
         """The instant in this schedule's timezone, for keys and messages."""
         return instant.astimezone(self.tz)
 
-    def _iterate(self, start_wall: datetime, backwards: bool) -> Iterator[datetime]:
-        walls = croniter(self.expression, start_wall, second_at_beginning=True)
-        step = walls.get_prev if backwards else walls.get_next
-        while True:
-            yield place(step(datetime), self.tz)
+    def _first(
+        self, start_wall: datetime, backwards: bool, accept: Callable[[datetime], bool]
+    ) -> datetime:
+        """The first placed wall time from `start_wall` (exclusive) that `accept`s."""
+        with self._lock:
+            self._walls.set_current(start_wall, force=True)
+            step = self._walls.get_prev if backwards else self._walls.get_next
+            while True:
+                instant = place(step(datetime), self.tz)
+                if accept(instant):
+                    return instant
 
     def next_after(self, instant: datetime) -> datetime:
         """The first deadline strictly after `instant`."""
-        for deadline in self._iterate(_wall(instant, self.tz), backwards=False):
-            if deadline > instant:
-                return deadline
-        raise AssertionError("unreachable: cron iteration is infinite")
+        return self._first(_wall(instant, self.tz), False, lambda found: found > instant)
 
     def previous_before(self, instant: datetime) -> datetime:
         """The last deadline strictly before `instant`."""
@@ -176,10 +191,7 @@ class CronSchedule:
         if instant.astimezone(UTC).astimezone(self.tz).fold:
             # Wall times after this one may still lie earlier on the timeline.
             start += _MAX_DST_SHIFT
-        for deadline in self._iterate(start, backwards=True):
-            if deadline < instant:
-                return deadline
-        raise AssertionError("unreachable: cron iteration is infinite")
+        return self._first(start, True, lambda found: found < instant)
 
     def between(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """Deadlines in the half-open interval (start, end]."""
