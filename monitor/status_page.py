@@ -3,14 +3,15 @@
 No JavaScript, no build step, no external asset: inline CSS and a refresh every 10 s.
 Batches are listed worst first (missed, stale, failing, due soon, ok), each with a
 coloured badge that also says its state in words. Every string that comes from config or
-the cluster is HTML-escaped. Times are shown as ISO-8601 with their offset, followed by how
-far they are from the snapshot's `generated_at`, so a given snapshot renders identically.
+the cluster is HTML-escaped. Times are ISO-8601 with offset, in the zone of the snapshot's
+`generated_at` (next deadlines in their batch's zone, as in alert keys), followed by how far
+they are from `generated_at`, so a given snapshot always renders the same page.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ STATES: dict[str, tuple[str, str]] = {
 }
 HISTORY_SHOWN = 20
 _UNKNOWN_COLOUR = "#57606a"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _STYLE = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;
@@ -123,7 +125,7 @@ def _batch_table(batches: list[dict[str, Any]], now: datetime) -> str:
                 f"{escape(str(batch.get('schedule', '')))}: "
                 f"<code>{escape(str(batch.get('rule', '')))}</code>",
                 _time(batch.get("last_success"), now),
-                _time(batch.get("next_deadline"), now),
+                _time(batch.get("next_deadline"), now, local=False),
                 _time(batch.get("last_failure"), now),
                 "<ul>"
                 + "".join(f"<li><code>{escape(str(k))}</code></li>" for k in alerts)
@@ -161,20 +163,30 @@ def _history_table(history: list[dict[str, str]], now: datetime) -> str:
             escape(str(entry.get("batch") or "—")),
             f"<code>{escape(str(entry.get('key', '')))}</code>",
         ]
-        for entry in reversed(history[-HISTORY_SHOWN:])
+        for entry in sorted(history, key=_instant_of, reverse=True)[:HISTORY_SHOWN]
     ]
     return _table(["When", "Kind", "Batch", "Key"], rows, "No alert yet.")
 
 
-def _time(value: object, now: datetime, inline: bool = False) -> str:
-    """ISO text with its offset, then 'in 25m' / '3h 5m ago' relative to `now`."""
+def _instant_of(entry: Mapping[str, Any]) -> datetime:
+    """Sort key for history: the alert's own instant (engine order is emission order)."""
+    return _parse(str(entry.get("at"))) or _EPOCH
+
+
+def _time(value: object, now: datetime, local: bool = True, inline: bool = False) -> str:
+    """ISO text with its offset, then 'in 25m' / '3h 5m ago' relative to `now`.
+
+    With `local`, the instant is shown in `now`'s offset, so one page reads in one zone;
+    next deadlines keep their batch's own zone, the one their alert keys use.
+    """
     if value is None:
         return '<span class="none">—</span>'
     instant = value if isinstance(value, datetime) else _parse(str(value))
-    text = escape(value.isoformat() if isinstance(value, datetime) else str(value))
-    if instant is None or inline:
-        return f"<time>{text}</time>"
-    return f'<time>{text}</time><span class="rel">{_relative(instant - now)}</span>'
+    if instant is None:
+        return f"<time>{escape(str(value))}</time>"
+    shown = instant.astimezone(now.tzinfo) if local else instant
+    text = f"<time>{escape(shown.isoformat())}</time>"
+    return text if inline else f'{text}<span class="rel">{_relative(instant - now)}</span>'
 
 
 def _parse(text: str) -> datetime | None:
@@ -187,8 +199,10 @@ def _parse(text: str) -> datetime | None:
 
 def _relative(delta: timedelta) -> str:
     seconds = int(abs(delta.total_seconds()))
-    if seconds < 60:
+    if seconds == 0:
         return "now"
+    if seconds < 60:
+        return f"in {seconds}s" if delta.total_seconds() > 0 else f"{seconds}s ago"
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes = rest // 60

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import selectors
 import socket
 import threading
 from collections.abc import Mapping
@@ -249,7 +250,11 @@ class _Server(ThreadingHTTPServer):
 
 
 class StatusServer:
-    """The HTTP server in a daemon thread. `start()` binds (port 0: any free port)."""
+    """The HTTP server in a daemon thread. `start()` binds (port 0: any free port).
+
+    The accept loop sleeps in `select` until a connection or `stop()` arrives (a wake-up
+    socket pair), so an idle daemon pays no polling and stops at once.
+    """
 
     def __init__(
         self, status: StatusSource, metrics: Metrics, host: str = "0.0.0.0", port: int = 8080
@@ -258,27 +263,40 @@ class StatusServer:
         self._requested = (host, port)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._wake: tuple[socket.socket, socket.socket] | None = None
 
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("server already started")
         self._server = _Server(self._requested, self._app)
+        self._wake = socket.socketpair()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="http", kwargs={"poll_interval": 0.5}
+            target=self._serve, args=(self._server, self._wake[0]), name="http", daemon=True
         )
-        self._thread.daemon = True
         self._thread.start()
         logger.info("serving HTTP on %s", self.url)
 
+    @staticmethod
+    def _serve(server: _Server, wake: socket.socket) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(server, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while True:
+                ready = {key.fileobj for key, _ in selector.select()}
+                if wake in ready:
+                    return
+                server.handle_request()  # accepts the pending connection; a thread serves it
+
     def stop(self) -> None:
-        """Stop accepting, close the socket and wait for the serving thread."""
-        if self._server is None:
+        """Stop accepting, close the socket and wait for the accept loop to end."""
+        if self._server is None or self._wake is None or self._thread is None:
             return
-        self._server.shutdown()
+        self._wake[1].send(b"x")
+        self._thread.join()
         self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = self._thread = None
+        for end in self._wake:
+            end.close()
+        self._server = self._thread = self._wake = None
 
     @property
     def address(self) -> tuple[str, int]:

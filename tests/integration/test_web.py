@@ -1,0 +1,390 @@
+"""The HTTP endpoints over real HTTP on 127.0.0.1, fed by a real engine driven with facts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import Message
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.engine import Engine
+from monitor.facts import CLOUD_LOGGING, KUBERNETES, SourceHealth
+from monitor.metrics import Metrics
+from monitor.web import LatestStatus, StatusServer, StatusSnapshot, parse_listen
+from tests.unit.engine_helpers import T0, advance, deadline_batch, failed, make_config, succeeded
+
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+D1 = T0 + 9 * H  # 2026-11-26T09:00Z
+NOW = D1 + M
+HOSTILE = "<script>alert('x&y')</script>"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scenario_engine() -> Engine:
+    """At 09:01 UTC: one batch in each state, plus one with a hostile name."""
+    config = make_config(
+        deadline_batch("on-time"),
+        deadline_batch("soon", cron="0 10 * * *"),
+        deadline_batch("late"),
+        {"name": "fresh", "match": {"cronjob": "fresh"}, "freshness": "30m"},
+        deadline_batch("flaky", cron="0 12 * * *"),
+        {"name": HOSTILE, "match": {"cronjob": "evil"}, "deadline": "0 9 * * *"},
+    )
+    engine = Engine(config, started_at=T0)
+    advance(engine, T0)
+    engine.handle(succeeded("a", D1 - H, cronjob="on-time"))
+    engine.handle(failed("b", D1 - 30 * M, cronjob="flaky"))
+    engine.handle(SourceHealth(KUBERNETES, reachable=True, last_contact=NOW))
+    engine.handle(SourceHealth(CLOUD_LOGGING, False, NOW - 2 * M, detail="<b>429</b> quota"))
+    advance(engine, NOW)
+    return engine
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Message
+    body: bytes
+
+    def json(self) -> dict[str, object]:
+        document = json.loads(self.body)
+        assert isinstance(document, dict)
+        return document
+
+
+def fetch(url: str, method: str = "GET", accept: str | None = None) -> Reply:
+    request = urllib.request.Request(url, method=method)
+    if accept is not None:
+        request.add_header("Accept", accept)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return Reply(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Reply(error.code, error.headers, error.read())
+
+
+@dataclass
+class Served:
+    status: LatestStatus
+    metrics: Metrics
+    url: str
+
+    def publish(self, engine: Engine, leader: bool = True, synced: bool = True) -> None:
+        self.status.publish(
+            StatusSnapshot.from_engine(engine, leader=leader, synced=synced, generated_at=NOW)
+        )
+
+
+CLOCK = 1_800_000_000.0
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    status = LatestStatus()
+    metrics = Metrics(clock=lambda: CLOCK)
+    with StatusServer(status, metrics, host="127.0.0.1", port=0) as server:
+        assert server.address[1] != 0
+        yield Served(status, metrics, server.url.rstrip("/"))
+
+
+def test_healthz_answers_before_anything_is_published(served: Served) -> None:
+    reply = fetch(served.url + "/healthz")
+    assert (reply.status, reply.body) == (200, b"ok\n")
+
+
+def test_readyz_is_503_until_the_sources_synced(served: Served) -> None:
+    assert fetch(served.url + "/readyz").status == 503  # nothing published yet
+    engine = scenario_engine()
+    served.publish(engine, synced=False)
+    reply = fetch(served.url + "/readyz")
+    assert reply.status == 503
+    assert reply.json()["ready"] is False
+    served.publish(engine, synced=True)
+    reply = fetch(served.url + "/readyz")
+    assert reply.status == 200
+    document = reply.json()
+    assert (document["ready"], document["leader"]) == (True, True)
+    sources = document["sources"]
+    assert isinstance(sources, dict)
+    assert sources[KUBERNETES]["up"] is True
+    assert sources[CLOUD_LOGGING]["up"] is False
+
+
+def test_a_standby_follower_is_ready_and_says_it_is_not_leader(served: Served) -> None:
+    served.publish(scenario_engine(), leader=False, synced=False)
+    reply = fetch(served.url + "/readyz")
+    assert reply.status == 200
+    assert (reply.json()["ready"], reply.json()["leader"]) == (True, False)
+    assert fetch(served.url + "/api/status").json()["leader"] is False
+
+
+def test_api_status_has_the_spec_shape_and_each_state(served: Served) -> None:
+    served.publish(scenario_engine())
+    reply = fetch(served.url + "/api/status?pretty=1")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "application/json; charset=utf-8"
+    document = reply.json()
+    assert document["leader"] is True
+    assert document["generated_at"] == "2026-11-26T09:01:00+00:00"
+    batches = document["batches"]
+    assert isinstance(batches, list)
+    spec_keys = {"name", "schedule", "state", "last_success", "next_deadline", "open_alerts"}
+    for batch in batches:
+        assert spec_keys <= batch.keys()
+    seen = {
+        b["name"]: (b["schedule"], b["state"], b["last_success"], b["next_deadline"])
+        for b in batches
+    }
+    tomorrow = "2026-11-27T09:00:00+00:00"
+    assert seen == {
+        "on-time": ("deadline", "ok", "2026-11-26T08:00:00+00:00", tomorrow),
+        "soon": ("deadline", "due", None, "2026-11-26T10:00:00+00:00"),
+        "late": ("deadline", "missed", None, tomorrow),
+        "fresh": ("freshness", "stale", None, "2026-11-26T00:30:00+00:00"),
+        "flaky": ("deadline", "failing", None, "2026-11-26T12:00:00+00:00"),
+        HOSTILE: ("deadline", "missed", None, tomorrow),
+    }
+    alerts = {b["name"]: b["open_alerts"] for b in batches}
+    assert alerts["late"] == ["late@2026-11-26T09:00:00+00:00"]
+    assert alerts["fresh"] == ["stale:fresh@2026-11-26T00:30:00+00:00"]
+    assert alerts["on-time"] == alerts["soon"] == alerts["flaky"] == []
+    history = document["history"]
+    assert isinstance(history, list)
+    assert {entry["key"] for entry in history} >= {
+        "late@2026-11-26T09:00:00+00:00",
+        "job_failed:ml/flaky-b@b",
+    }
+
+
+class _PageParser(HTMLParser):
+    """Collects start tags and the text of each table row's cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        if tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self._cell is not None:
+            self.rows[-1].append(" ".join(" ".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_status_page_shows_every_batch_and_escapes_hostile_text(served: Served) -> None:
+    served.publish(scenario_engine())
+    reply = fetch(served.url + "/")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "default-src 'none'" in reply.headers["Content-Security-Policy"]
+    page = reply.body.decode()
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(&#x27;x&amp;y&#x27;)&lt;/script&gt;" in page
+    assert "&lt;b&gt;429&lt;/b&gt; quota" in page
+    parser = _PageParser()
+    parser.feed(page)
+    assert "script" not in parser.tags
+    states = {row[0]: row[1] for row in parser.rows if len(row) == 7}
+    assert states == {
+        "on-time": "ok",
+        "soon": "due soon",
+        "late": "missed",
+        "fresh": "stale",
+        "flaky": "failing",
+        HOSTILE: "missed",
+    }
+    # Worst first, so a person sees what is wrong without scrolling.
+    assert list(states)[-2:] == ["soon", "on-time"]
+    late = next(row for row in parser.rows if row and row[0] == "late")
+    assert late[4] == "2026-11-27T09:00:00+00:00 in 23h 59m"
+    assert late[6] == "late@2026-11-26T09:00:00+00:00"
+    hostile = next(row for row in parser.rows if row and row[0] == HOSTILE)
+    assert hostile[6] == f"{HOSTILE}@2026-11-26T09:00:00+00:00"
+    sources = {row[0]: row[1] for row in parser.rows if len(row) == 5}
+    assert sources == {CLOUD_LOGGING: "down", KUBERNETES: "up"}
+    history_keys = [row[3] for row in parser.rows if len(row) == 4]
+    assert "job_failed:ml/flaky-b@b" in history_keys
+
+
+def test_metrics_parse_and_carry_what_the_daemon_reported(served: Served) -> None:
+    metrics = served.metrics
+    metrics.alert_posted("missed_deadline")
+    metrics.alert_posted("missed_deadline")
+    metrics.decision("late", "missed")
+    metrics.decision("on-time", "met")
+    metrics.set_source(KUBERNETES, up=True, last_event_at=datetime.fromtimestamp(CLOCK - 42, UTC))
+    metrics.set_source(CLOUD_LOGGING, up=False)
+    metrics.watch_restarted()
+    metrics.relisted()
+    metrics.set_outbox(3, oldest_enqueued_at=datetime.fromtimestamp(CLOCK - 7.5, UTC))
+    metrics.observe_post_latency(0.03)
+    metrics.observe_post_latency(12.0)
+    metrics.ticked(datetime.fromtimestamp(CLOCK - 1, UTC))
+    metrics.set_leader(True)
+    metrics.config_reloaded(ok=False)
+    metrics.state_saved(2048)
+
+    reply = fetch(served.url + "/metrics")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain; version=")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(reply.body.decode())
+        for sample in family.samples
+    }
+
+    def value(name: str, **labels: str) -> float:
+        return samples[("sla_monitor_" + name, tuple(sorted(labels.items())))]
+
+    assert value("alerts_posted_total", kind="missed_deadline") == 2
+    assert value("alerts_posted_total", kind="stale") == 0  # exported before first use
+    assert value("decisions_total", batch="late", outcome="missed") == 1
+    assert value("decisions_total", batch="on-time", outcome="met") == 1
+    assert value("source_up", source=KUBERNETES) == 1
+    assert value("source_up", source=CLOUD_LOGGING) == 0
+    assert value("source_last_event_age_seconds", source=KUBERNETES) == 42
+    assert value("watch_restarts_total") == value("relists_total") == 1
+    assert value("outbox_depth") == 3
+    assert value("outbox_oldest_age_seconds") == 7.5
+    assert value("slack_post_latency_seconds_bucket", le="0.05") == 1
+    assert value("slack_post_latency_seconds_bucket", le="30.0") == 2
+    assert value("slack_post_latency_seconds_count") == 2
+    assert value("last_tick_timestamp_seconds") == CLOCK - 1
+    assert value("leader") == 1
+    assert value("config_reloads_total", result="invalid") == 1
+    assert value("config_reloads_total", result="ok") == 0
+    assert value("state_saves_total") == 1
+    assert value("state_size_bytes") == 2048
+
+    metrics.set_outbox(0, oldest_enqueued_at=None)
+    body = fetch(served.url + "/metrics").body.decode()
+    assert "sla_monitor_outbox_oldest_age_seconds 0.0" in body
+
+
+def test_metrics_speak_openmetrics_when_asked(served: Served) -> None:
+    reply = fetch(served.url + "/metrics", accept="application/openmetrics-text; version=1.0.0")
+    assert reply.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert reply.body.endswith(b"# EOF\n")
+
+
+def test_two_metric_sets_in_one_process_do_not_clash() -> None:
+    first, second = Metrics(), Metrics()
+    first.alert_posted("stale")
+    assert b'sla_monitor_alerts_posted_total{kind="stale"} 1.0' in first.exposition()[0]
+    assert b'sla_monitor_alerts_posted_total{kind="stale"} 0.0' in second.exposition()[0]
+
+
+def test_unknown_paths_are_404_and_other_methods_405(served: Served) -> None:
+    assert fetch(served.url + "/nope").status == 404
+    assert fetch(served.url + "/api/status/extra").status == 404
+    reply = fetch(served.url + "/api/status", method="POST")
+    assert reply.status == 405
+    assert reply.headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/api/status", "/", "/nope"])
+def test_head_sends_the_headers_of_get_without_a_body(served: Served, path: str) -> None:
+    served.publish(scenario_engine())
+    got, head = fetch(served.url + path), fetch(served.url + path, method="HEAD")
+    assert head.status == got.status
+    assert head.body == b""
+    assert head.headers["Content-Length"] == str(len(got.body))
+    assert head.headers["Content-Type"] == got.headers["Content-Type"]
+
+
+class _BrokenStatus:
+    def status_snapshot(self) -> StatusSnapshot:
+        raise RuntimeError("engine state unavailable")
+
+
+def test_a_failing_provider_gives_500_and_the_server_keeps_serving() -> None:
+    with StatusServer(_BrokenStatus(), Metrics(), host="127.0.0.1", port=0) as server:
+        assert fetch(server.url + "api/status").status == 500
+        assert fetch(server.url + "healthz").status == 200
+
+
+def test_concurrent_readers_while_snapshots_are_replaced(served: Served) -> None:
+    engine = scenario_engine()
+    failures: list[str] = []
+
+    def read() -> None:
+        for path in ("/", "/api/status", "/metrics", "/readyz") * 5:
+            reply = fetch(served.url + path)
+            if reply.status != 200:
+                failures.append(f"{path}: {reply.status}")
+
+    readers = [threading.Thread(target=read) for _ in range(6)]
+    for reader in readers:
+        reader.start()
+    for _ in range(50):
+        served.publish(engine)
+    for reader in readers:
+        reader.join(timeout=20)
+    assert not any(reader.is_alive() for reader in readers)
+    assert failures == []
+
+
+def test_stop_releases_the_port() -> None:
+    server = StatusServer(LatestStatus(), Metrics(), host="127.0.0.1", port=0)
+    server.start()
+    url = server.url
+    server.stop()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(url + "healthz", timeout=2)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0.0.0.0:8080", ("0.0.0.0", 8080)),
+        (":9090", ("0.0.0.0", 9090)),
+        ("[::1]:0", ("::1", 0)),
+        ("localhost:80", ("localhost", 80)),
+    ],
+)
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+@pytest.mark.parametrize("text", ["8080", "host:", "host:http", "host:70000"])
+def test_parse_listen_rejects_nonsense(text: str) -> None:
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        parse_listen(text)
+
+
+def test_the_example_status_page_in_docs_is_current() -> None:
+    script = ROOT / "docs" / "make_status_page.py"
+    spec = importlib.util.spec_from_file_location("make_status_page", script)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rendered = module.render_example()
+    assert rendered == (ROOT / "docs" / "status-page.html").read_text(encoding="utf-8"), (
+        "docs/status-page.html is stale: run python docs/make_status_page.py"
+    )
+    for state in ("ok", "due soon", "missed", "stale", "failing"):
+        assert f">{state}</span>" in rendered
