@@ -35,7 +35,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;
 max-width:1200px;padding:16px 24px;color:#1f2328;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}
 .meta{color:#57606a;margin:0 0 8px}
-table{border-collapse:collapse;width:100%}
+table{border-collapse:collapse;width:100%}.scroll{overflow-x:auto}
 th,td{text-align:left;padding:6px 10px;border-bottom:1px solid #d0d7de;vertical-align:top}
 th{background:#f6f8fa;font-weight:600}
 .badge{display:inline-block;padding:1px 9px;border-radius:10px;color:#fff;font-weight:600;
@@ -110,7 +110,8 @@ def _table(headers: Iterable[str], rows: list[list[str]], empty: str) -> str:
         return f'<p class="none">{escape(empty)}</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "\n".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _batch_table(batches: list[dict[str, Any]], now: datetime) -> str:

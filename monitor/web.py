@@ -1,9 +1,10 @@
 """The daemon's HTTP face: health, readiness, metrics, the status API and the status page.
 
-The server never touches the engine. The thread that owns the engine publishes an immutable
-`StatusSnapshot` (built under its lock with `StatusSnapshot.from_engine`) into a
-`LatestStatus`; request threads only read the latest snapshot, so a slow or hostile client
-can never stall alerting.
+The server never touches the engine. It asks a `StatusSource` for an immutable
+`StatusSnapshot` (built under the engine's lock with `StatusSnapshot.from_engine`): either
+the engine's thread publishes one after each step into a `LatestStatus` (requests never
+wait), or `OnDemandStatus` builds one when asked, at most once a second (nothing is built
+while nobody looks). A slow or hostile client holds only its own thread.
 
     status = LatestStatus()
     server = StatusServer(status, metrics, host="0.0.0.0", port=8080)
@@ -22,7 +23,8 @@ import logging
 import selectors
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from http import HTTPStatus
@@ -131,6 +133,34 @@ class LatestStatus:
     def status_snapshot(self) -> StatusSnapshot:
         with self._lock:
             return self._snapshot
+
+
+class OnDemandStatus:
+    """Builds a snapshot only when a request asks, reused for `max_age` seconds.
+
+    For large configs: nothing is built while nobody looks, and a burst of requests
+    shares one build. `build` typically takes the engine's lock and calls `from_engine`;
+    concurrent readers wait for the one build in progress.
+    """
+
+    def __init__(
+        self,
+        build: Callable[[], StatusSnapshot],
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._build = build
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cached: tuple[float, StatusSnapshot] | None = None
+
+    def status_snapshot(self) -> StatusSnapshot:
+        with self._lock:
+            now = self._clock()
+            if self._cached is None or now - self._cached[0] >= self._max_age:
+                self._cached = (now, self._build())
+            return self._cached[1]
 
 
 def parse_listen(text: str) -> tuple[str, int]:

@@ -20,7 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.engine import Engine
 from monitor.facts import CLOUD_LOGGING, KUBERNETES, SourceHealth
 from monitor.metrics import Metrics
-from monitor.web import LatestStatus, StatusServer, StatusSnapshot, parse_listen
+from monitor.web import (
+    LatestStatus,
+    OnDemandStatus,
+    StatusServer,
+    StatusSnapshot,
+    parse_listen,
+)
 from tests.unit.engine_helpers import T0, advance, deadline_batch, failed, make_config, succeeded
 
 H = timedelta(hours=1)
@@ -345,6 +351,32 @@ def test_concurrent_readers_while_snapshots_are_replaced(served: Served) -> None
         reader.join(timeout=20)
     assert not any(reader.is_alive() for reader in readers)
     assert failures == []
+
+
+def test_on_demand_status_builds_once_per_max_age_from_the_live_engine() -> None:
+    engine = scenario_engine()
+    builds: list[datetime] = []
+    clock = [100.0]
+
+    def build() -> StatusSnapshot:
+        builds.append(engine.now)
+        return StatusSnapshot.from_engine(engine, leader=True, synced=True, generated_at=engine.now)
+
+    status = OnDemandStatus(build, max_age=1.0, clock=lambda: clock[0])
+    with StatusServer(status, Metrics(), host="127.0.0.1", port=0) as server:
+        assert fetch(server.url + "healthz").status == 200
+        assert builds == []  # nothing is built until someone asks for status
+        first = fetch(server.url + "api/status").json()
+        assert fetch(server.url + "readyz").status == 200
+        assert len(builds) == 1
+        advance(engine, D1 + 2 * H)  # 11:00: "soon" (10:00) is now missed
+        assert fetch(server.url + "api/status").json() == first  # still within max_age
+        clock[0] += 1.0
+        later = fetch(server.url + "api/status").json()
+        assert len(builds) == 2
+        batches = later["batches"]
+        assert isinstance(batches, list)
+        assert {b["name"]: b["state"] for b in batches}["soon"] == "missed"
 
 
 def test_stop_releases_the_port() -> None:
