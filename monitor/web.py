@@ -277,6 +277,8 @@ class _Server(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         self.app = app
         super().__init__(address, _Handler)
+        # A client that resets before accept() must not block the accept loop.
+        self.socket.setblocking(False)
 
 
 class StatusServer:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import socket
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -377,6 +379,16 @@ def test_on_demand_status_builds_once_per_max_age_from_the_live_engine() -> None
         batches = later["batches"]
         assert isinstance(batches, list)
         assert {b["name"]: b["state"] for b in batches}["soon"] == "missed"
+
+
+def test_silent_and_vanishing_clients_do_not_block_others(served: Served) -> None:
+    host, port = urllib.parse.urlsplit(served.url).netloc.split(":")
+    with socket.create_connection((host, int(port))) as silent:
+        for _ in range(20):
+            socket.create_connection((host, int(port))).close()
+        assert fetch(served.url + "/healthz").status == 200
+        silent.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+        assert silent.recv(64).startswith(b"HTTP/1.0 200")
 
 
 def test_stop_releases_the_port() -> None:
