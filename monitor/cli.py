@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -42,6 +43,32 @@ def _schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon, Options, StartupError
+
+    _configure_logging(args.log_level)
+    options = Options(
+        config_path=args.config,
+        dry_run=args.dry_run,
+        listen=args.listen,
+        leader_elect=args.leader_elect,
+    )
+    try:
+        return Daemon(options).run()
+    except StartupError as error:
+        print(f"sla-monitor: cannot start:\n{error}", file=sys.stderr)
+        return 2
+
+
+def _configure_logging(level: str) -> None:
+    """Logs go to stderr; stdout carries only dry-run alerts."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
 def _schema(_: argparse.Namespace) -> int:
     print(json.dumps(config_json_schema(), indent=2))
     return 0
@@ -62,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
     schedule.add_argument("path")
     schedule.add_argument("--count", type=int, default=5)
     schedule.set_defaults(handler=_schedule)
+
+    run = commands.add_parser("run", help="run the monitor (against $KUBECONFIG or in-cluster)")
+    run.add_argument("--config", required=True, help="config file or directory")
+    run.add_argument(
+        "--dry-run", action="store_true", help="print alerts as JSON lines instead of posting"
+    )
+    run.add_argument("--listen", default="0.0.0.0:8080", help="HTTP address (HOST:PORT)")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run only while holding the Lease sla-monitor in $POD_NAMESPACE",
+    )
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(handler=_run)
 
     schema = commands.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(handler=_schema)

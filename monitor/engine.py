@@ -433,14 +433,16 @@ class Engine:
         last success), due (the next deadline, not yet met, is within `DUE_SOON`, or a
         freshness batch is in the last fifth of its bound), ok.
         """
-        return [self._batch_status(batch) for batch in self.config.batches]
+        by_batch: dict[str, list[str]] = {}
+        for key, alert in sorted(self.open_alerts.items(), key=lambda item: item[1]["at"]):
+            by_batch.setdefault(alert["batch"], []).append(key)
+        return [
+            self._batch_status(batch, by_batch.get(batch.name, []))
+            for batch in self.config.batches
+        ]
 
-    def _batch_status(self, batch: Batch) -> dict[str, Any]:
+    def _batch_status(self, batch: Batch, open_alerts: list[str]) -> dict[str, Any]:
         track = self.tracks[batch.name]
-        open_alerts = sorted(
-            (key for key, alert in self.open_alerts.items() if alert["batch"] == batch.name),
-            key=lambda key: self.open_alerts[key]["at"],
-        )
         kinds = {self.open_alerts[key]["kind"] for key in open_alerts}
         failure = self.last_failure.get(batch.name)
         last_success = track.last_success

@@ -104,6 +104,11 @@ class StateDocument:
 
     def put(self, name: str, value: Any) -> None:
         """Replace one section and save the whole document."""
+        self.put_many({name: value})
+
+    def put_many(self, sections: dict[str, Any]) -> None:
+        """Replace several sections and save the whole document once."""
         with self._lock:
-            self._sections[name] = copy.deepcopy(value)
+            for name, value in sections.items():
+                self._sections[name] = copy.deepcopy(value)
             self._store.save(self._sections)

@@ -1,0 +1,108 @@
+"""The state document in a ConfigMap, so a new leader (or a rescheduled pod) resumes it.
+
+Same two methods as `monitor.state.FileStore`. Writes use optimistic concurrency: every
+update carries the resourceVersion last read or written, so a writer that is no longer
+the only one (a deposed leader, a person editing the ConfigMap) gets 409 Conflict
+instead of silently overwriting — `StateConflict` tells the daemon to stop and re-read.
+ConfigMaps hold at most 1 MiB; the engine prunes its history to stay far below, and a
+document approaching the limit is logged loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client.exceptions import ApiException
+
+from monitor.state import Document
+
+logger = logging.getLogger(__name__)
+
+DATA_KEY = "state.json"
+LIMIT_BYTES = 1024 * 1024
+WARN_BYTES = LIMIT_BYTES * 3 // 4
+
+
+class StateConflict(RuntimeError):
+    """Someone else changed the state ConfigMap since this process last read it."""
+
+
+class ConfigMapStore:
+    """A JSON document in `data["state.json"]` of ConfigMap NAMESPACE/NAME."""
+
+    def __init__(self, api_client: ApiClient, namespace: str, name: str) -> None:
+        self.namespace, self.name = namespace, name
+        self._api = CoreV1Api(api_client)
+        self._resource_version: str | None = None
+        self.last_size = 0
+
+    @classmethod
+    def from_reference(cls, api_client: ApiClient, reference: str) -> ConfigMapStore:
+        """From the config's `state.configmap: NAMESPACE/NAME`."""
+        namespace, name = reference.split("/", 1)
+        return cls(api_client, namespace, name)
+
+    def load(self) -> Document | None:
+        response: Any  # the raw urllib3 response (`_preload_content=False`)
+        try:
+            response = self._api.read_namespaced_config_map(
+                self.name, self.namespace, _preload_content=False
+            )
+        except ApiException as error:
+            if error.status == 404:
+                self._resource_version = None
+                return None
+            raise
+        body: dict[str, Any] = json.loads(response.data)
+        self._resource_version = body.get("metadata", {}).get("resourceVersion")
+        text = (body.get("data") or {}).get(DATA_KEY)
+        if not text:
+            return None
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            logger.error(
+                "state ConfigMap %s/%s is unreadable: %s", self.namespace, self.name, error
+            )
+            return None
+        return document if isinstance(document, dict) else None
+
+    def save(self, document: Document) -> None:
+        text = json.dumps(document, separators=(",", ":"), sort_keys=True)
+        self.last_size = len(text.encode("utf-8"))
+        if self.last_size > WARN_BYTES:
+            logger.warning(
+                "state document is %d bytes, near the 1 MiB ConfigMap limit; "
+                "lower the history retention",
+                self.last_size,
+            )
+        metadata: dict[str, Any] = {
+            "name": self.name,
+            "namespace": self.namespace,
+            "labels": {"app.kubernetes.io/name": "sla-monitor"},
+        }
+        body: Any = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+        body["data"] = {DATA_KEY: text}
+        response: Any
+        try:
+            if self._resource_version is None:
+                response = self._api.create_namespaced_config_map(
+                    self.namespace, body, _preload_content=False
+                )
+            else:
+                metadata["resourceVersion"] = self._resource_version
+                response = self._api.replace_namespaced_config_map(
+                    self.name, self.namespace, body, _preload_content=False
+                )
+        except ApiException as error:
+            if error.status == 409:
+                self._resource_version = None
+                raise StateConflict(
+                    f"state ConfigMap {self.namespace}/{self.name} was changed by someone else"
+                ) from error
+            raise
+        saved: dict[str, Any] = json.loads(response.data)
+        self._resource_version = saved.get("metadata", {}).get("resourceVersion")

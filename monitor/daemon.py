@@ -1,0 +1,217 @@
+"""`sla-monitor run`: the process around the pipeline — HTTP, leadership, reload, signals.
+
+Without `--leader-elect` the pipeline starts at once. With it, a Lease decides: the
+holder runs the pipeline, the others serve HTTP (ready, `leader: false`) and wait. The
+config is re-read when its files change (or on SIGHUP); a bad config is reported (once,
+as `monitor_degraded`) and the last good one keeps running. A change to how sources
+connect (namespaces, Cloud Logging, Slack defaults, state) restarts the pipeline, which
+resumes exactly from the saved state. SIGTERM/SIGINT: stop sources, deliver what is
+queued for up to 10 s, save, exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+from kubernetes.client import ApiClient
+
+from monitor.config import Config
+from monitor.config_loader import ConfigError, load_config
+from monitor.config_watch import ConfigWatcher
+from monitor.configmap_store import ConfigMapStore
+from monitor.kube_client import api_client_from_environment
+from monitor.leader import LeaderElector
+from monitor.metrics import Metrics
+from monitor.notify.transport import transport_from_env
+from monitor.pipeline import Pipeline, Timings
+from monitor.state import FileStore, StateStore
+from monitor.web import StatusServer, StatusSnapshot, parse_listen
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_STATE_FILE = ".sla-monitor/state.json"
+STOP_BUDGET_SECONDS = 10.0
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Options:
+    config_path: str
+    dry_run: bool = False
+    listen: str = "0.0.0.0:8080"
+    leader_elect: bool = False
+
+
+def connection_settings(config: Config) -> tuple[object, ...]:
+    """The parts of a config that a running pipeline cannot change in place."""
+    return (config.kubernetes, config.cloud_logging, config.slack, config.state)
+
+
+def make_store(config: Config, api_client: ApiClient) -> StateStore:
+    if config.state.configmap:
+        return ConfigMapStore.from_reference(api_client, config.state.configmap)
+    return FileStore(config.state.file or DEFAULT_STATE_FILE)
+
+
+class Daemon:
+    """One process. `run()` blocks until a stop signal and returns the exit code."""
+
+    def __init__(self, options: Options, timings: Timings | None = None) -> None:
+        self.options = options
+        self._timings = timings or Timings()
+        self._stop = threading.Event()
+        self._lock = threading.RLock()
+        self._pipeline: Pipeline | None = None
+        self._elector: LeaderElector | None = None
+        self.metrics = Metrics()
+
+    def run(self) -> int:
+        config = self._load_initial()
+        api_client = api_client_from_environment()
+        self._api_client, self.config = api_client, config
+        host, port = parse_listen(self.options.listen)
+        server = StatusServer(self, self.metrics, host, port)
+        server.start()
+        logger.info("HTTP on %s (status page, /healthz, /readyz, /metrics)", server.url)
+        watcher = ConfigWatcher(self.options.config_path, self._reload)
+        watcher.start()
+        self._install_signals(watcher)
+        if self.options.leader_elect:
+            namespace = os.environ.get("POD_NAMESPACE", "default")
+            identity = os.environ.get("POD_NAME") or socket.gethostname()
+            self._elector = LeaderElector(
+                api_client, namespace, identity, self._become_leader, self._lose_leadership
+            )
+            self._elector.start()
+        else:
+            self._start_pipeline()
+        self.metrics.set_leader(not self.options.leader_elect)
+        self._stop.wait()
+        logger.info("stopping")
+        watcher.stop()
+        with self._lock:
+            if self._pipeline is not None:
+                self._pipeline.stop(STOP_BUDGET_SECONDS - 1.0)
+                self._pipeline = None
+        if self._elector is not None:
+            self._elector.release()
+        server.stop()
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- startup ---------------------------------------------------------------------------
+
+    def _load_initial(self) -> Config:
+        try:
+            config = load_config(self.options.config_path)
+        except ConfigError as error:
+            raise StartupError("\n".join(error.lines())) from error
+        if self.options.leader_elect and not config.state.configmap:
+            raise StartupError(
+                "--leader-elect needs the ConfigMap state store (state: {configmap: NS/NAME}): "
+                "a new leader must see what the old one sent, and a file is not shared"
+            )
+        return config
+
+    def _install_signals(self, watcher: ConfigWatcher) -> None:
+        def stop(signum: int, _: FrameType | None) -> None:
+            self._stop.set()
+
+        def reload(signum: int, _: FrameType | None) -> None:
+            watcher.trigger()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _start_pipeline(self) -> None:
+        with self._lock:
+            if self._pipeline is not None or self._stop.is_set():
+                return
+            config = self.config
+            transport = transport_from_env(
+                os.environ, config.slack.token_env, dry_run=self.options.dry_run
+            )
+            pipeline = Pipeline(
+                config,
+                api_client=self._api_client,
+                store=make_store(config, self._api_client),
+                transport=transport,
+                metrics=self.metrics,
+                timings=self._timings,
+            )
+            pipeline.start()
+            self._pipeline = pipeline
+
+    # -- leadership ------------------------------------------------------------------------
+
+    def _become_leader(self) -> None:
+        self.metrics.set_leader(True)
+        self._start_pipeline()
+
+    def _lose_leadership(self) -> None:
+        self.metrics.set_leader(False)
+        with self._lock:
+            pipeline, self._pipeline = self._pipeline, None
+        if pipeline is not None:
+            pipeline.stop(deposed=True)
+
+    # -- reload ----------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        try:
+            config = load_config(self.options.config_path)
+        except ConfigError as error:
+            lines = tuple(error.lines())
+            logger.error(
+                "config reload failed; keeping the last good config:\n%s", "\n".join(lines)
+            )
+            self.metrics.config_reloaded(False)
+            with self._lock:
+                if self._pipeline is not None:
+                    self._pipeline.reject(lines)
+            return
+        self.metrics.config_reloaded(True)
+        logger.info("config reloaded: %d batches", len(config.batches))
+        with self._lock:
+            previous, self.config = self.config, config
+            pipeline = self._pipeline
+            if pipeline is None:
+                return
+            if connection_settings(previous) == connection_settings(config):
+                pipeline.reload(config)
+                return
+            logger.info("connection settings changed: restarting the pipeline")
+            self._pipeline = None
+        pipeline.stop(STOP_BUDGET_SECONDS - 1.0)
+        self._start_pipeline()
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status_snapshot(self) -> StatusSnapshot:
+        with self._lock:
+            pipeline = self._pipeline
+        snapshot = pipeline.status_snapshot() if pipeline is not None else None
+        if snapshot is not None:
+            return snapshot
+        follower = self.options.leader_elect
+        return StatusSnapshot(
+            batches=[],
+            history=[],
+            sources={},
+            leader=False,
+            ready=follower,
+            generated_at=datetime.now(UTC),
+        )

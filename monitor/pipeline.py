@@ -1,0 +1,418 @@
+"""The leader's work: sources -> engine -> Slack outbox, with state saved as it goes.
+
+Threads: each source runs its own (the Kubernetes reflectors, log polling through the
+scheduler), the notifier runs its own, and ONE engine thread owns the engine. They meet
+in a queue: sources put facts, the scheduler puts wake-ups and chores, the engine thread
+applies them in order and hands the resulting actions to the notifier's outbox, which
+persists them before anything is sent.
+
+APScheduler wakes the engine exactly at its next decision instant (a UTC `DateTrigger`,
+never a cron trigger: the schedule module already did the DST math) — no per-second
+ticking. The state document (engine + outbox + log cursors) is saved at most about once
+a second after a change, and once more on stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from kubernetes.client import ApiClient
+
+from monitor.config import Config
+from monitor.configmap_store import StateConflict
+from monitor.engine import Engine
+from monitor.facts import SLACK, Action, Fact, JobSeen, Post, SourceHealth, Tick, TracebackSeen
+from monitor.metrics import Metrics
+from monitor.notify.render import RenderSettings
+from monitor.notify.slack import Notifier
+from monitor.notify.transport import Transport
+from monitor.sources.kube import KubeJobSource
+from monitor.sources.logs import CloudLoggingSource
+from monitor.sources.pod_logs import PodLogSource
+from monitor.state import StateDocument, StateStore
+from monitor.web import StatusSnapshot
+
+logger = logging.getLogger(__name__)
+
+SAVE_DELAY = timedelta(seconds=1)
+REFRESH_SECONDS = 5.0
+PRUNE_SECONDS = 300.0
+#: Job identities remembered for mapping log entries' pods to Jobs.
+KNOWN_JOBS_LIMIT = 200_000
+
+
+class Chore(enum.Enum):
+    """Work the engine thread does besides applying facts."""
+
+    SAVE = "save"
+    REFRESH = "refresh"
+    PRUNE = "prune"
+    STOP = "stop"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def render_settings(config: Config) -> RenderSettings:
+    logs = config.cloud_logging
+    return RenderSettings(logs.project, logs.cluster) if logs else RenderSettings()
+
+
+@dataclasses.dataclass(frozen=True)
+class Timings:
+    """Knobs tests shorten; defaults are the production values."""
+
+    watermark_margin: timedelta = timedelta(seconds=1)
+    watermark_interval: float = 0.25
+    silence_timeout: float = 70.0
+    pod_logs_interval: timedelta = timedelta(seconds=15)
+
+
+class Pipeline:
+    """Everything only the leader runs. `start()` resumes from the state store."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        api_client: ApiClient,
+        store: StateStore,
+        transport: Transport,
+        metrics: Metrics,
+        timings: Timings | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.config = config
+        self._api_client = api_client
+        self._store = store
+        self._transport = transport
+        self._metrics = metrics
+        self._timings = timings or Timings()
+        self._clock = clock
+        self._queue: queue.SimpleQueue[Fact | Chore] = queue.SimpleQueue()
+        self._engine_lock = threading.Lock()
+        self._known_jobs: OrderedDict[tuple[str, str], JobSeen] = OrderedDict()
+        self._posting = True
+        self._dirty = False
+        self._save_due = False
+        self._wakeup: datetime | None = None
+        self._slack_reachable: bool | None = None
+        self._snapshot: StatusSnapshot | None = None
+        self._snapshot_lock = threading.Lock()
+        self._refreshed = threading.Condition(self._snapshot_lock)
+        self._thread: threading.Thread | None = None
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._document = StateDocument(self._store)
+        self._engine = self._resume(self._document.section("engine"))
+        self._notifier = Notifier(
+            self._transport,
+            default_channel=self.config.slack.channel,
+            settings=render_settings(self.config),
+            saved=self._document.section("outbox"),
+            persist=lambda outbox: self._document.put("outbox", outbox),
+        )
+        namespaces = self.config.kubernetes.namespaces
+        self._kube = KubeJobSource(
+            self._api_client,
+            self._from_kubernetes,
+            namespaces=namespaces,
+            watermark_margin=self._timings.watermark_margin,
+            watermark_interval=self._timings.watermark_interval,
+            silence_timeout=self._timings.silence_timeout,
+        )
+        self._logs: CloudLoggingSource | None = None
+        if self.config.cloud_logging is not None:
+            self._logs = CloudLoggingSource(
+                self.config.cloud_logging,
+                namespaces,
+                self._from_logs,
+                job_for_pod=self.job_for_pod,
+                cursor=self._document.section("log_cursor"),
+            )
+        self._pod_logs: PodLogSource | None = None
+        if self.config.kubernetes.pod_logs:
+            self._pod_logs = PodLogSource(
+                self._api_client,
+                namespaces,
+                self._from_logs,
+                poll_interval=self._timings.pod_logs_interval,
+                cursor=self._document.section("pod_log_cursor"),
+            )
+        self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
+        self._thread.start()
+        self._notifier.start()
+        self._scheduler.start()
+        self._scheduler.add_job(
+            self._enqueue, "interval", args=[Chore.REFRESH], seconds=REFRESH_SECONDS, id="refresh"
+        )
+        self._scheduler.add_job(
+            self._enqueue, "interval", args=[Chore.PRUNE], seconds=PRUNE_SECONDS, id="prune"
+        )
+        for name, poller in (("cloud-logging", self._logs), ("pod-logs", self._pod_logs)):
+            if poller is not None:
+                self._schedule_poll(name, poller.poll_once, 0.0)
+        self._kube.start()
+        self._enqueue(Chore.REFRESH)
+
+    def _resume(self, saved: Mapping[str, Any] | None) -> Engine:
+        now = self._clock()
+        if saved:
+            try:
+                engine = Engine.restore(self.config, dict(saved), now)
+            except (KeyError, TypeError, ValueError) as error:
+                logger.error("saved engine state is unusable (%s); starting fresh", error)
+            else:
+                logger.info("resumed engine state (first started %s)", engine.started_at)
+                return engine
+        logger.info("no saved engine state: first start, judging deadlines after %s", now)
+        return Engine(self.config, started_at=now)
+
+    def stop(self, budget: float = 10.0, *, deposed: bool = False) -> None:
+        """Stop sources, drain facts, deliver what is queued (within `budget`), save.
+
+        A deposed leader stops posting at once and saves nothing: the new leader owns
+        the state now.
+        """
+        started = time.monotonic()
+        if deposed:
+            self._posting = False
+            self._notifier.stop(timeout=0.5)
+        self._kube.stop(timeout=2.0)
+        for source in (self._logs, self._pod_logs):
+            if source is not None:
+                source.stop(timeout=2.0)
+        self._scheduler.shutdown(wait=False)
+        self._queue.put(Chore.STOP)
+        if self._thread is not None:
+            self._thread.join(timeout=max(0.5, budget - (time.monotonic() - started)))
+        if deposed:
+            return
+        remaining = budget - (time.monotonic() - started) - 1.0
+        if not self._notifier.flush(timeout=max(0.0, remaining)):
+            logger.warning("stopping with alerts still queued; they are saved and sent later")
+        self._notifier.stop(timeout=1.0)
+        self._save()
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def _enqueue(self, item: Fact | Chore) -> None:
+        self._queue.put(item)
+
+    def _from_kubernetes(self, fact: Fact) -> None:
+        if isinstance(fact, JobSeen):
+            key = (fact.namespace, fact.name)
+            self._known_jobs[key] = fact
+            self._known_jobs.move_to_end(key)
+            if len(self._known_jobs) > KNOWN_JOBS_LIMIT:
+                self._known_jobs.popitem(last=False)
+        self._queue.put(fact)
+
+    def _from_logs(self, fact: Fact) -> None:
+        """Tracebacks get their Job's owner and labels, so batches match them like Jobs."""
+        if isinstance(fact, TracebackSeen) and fact.job is not None:
+            job = self._known_jobs.get((fact.namespace, fact.job))
+            if job is not None:
+                fact = dataclasses.replace(fact, cronjob=job.cronjob, labels=dict(job.labels))
+        self._queue.put(fact)
+
+    def job_for_pod(self, namespace: str, pod: str) -> str | None:
+        """A Job's pods are named `<job>-<suffix>` (indexed Jobs: `<job>-<index>-<suffix>`)."""
+        for cut in (1, 2):
+            parts = pod.rsplit("-", cut)
+            if len(parts) == cut + 1 and (namespace, parts[0]) in self._known_jobs:
+                return parts[0]
+        return None
+
+    def reload(self, config: Config) -> None:
+        from monitor.facts import ConfigReplaced
+
+        self.config = config
+        self._queue.put(ConfigReplaced(config, self._clock()))
+
+    def reject(self, errors: tuple[str, ...]) -> None:
+        from monitor.facts import ConfigRejected
+
+        self._queue.put(ConfigRejected(self._clock(), errors))
+
+    # -- the engine thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is Chore.STOP:
+                return
+            try:
+                if isinstance(item, Chore):
+                    self._chore(item)
+                else:
+                    self._apply(item)
+            except Exception:  # a bad fact or a failed save must never stop the engine
+                logger.exception("engine thread: failed to handle %r", item)
+
+    def _apply(self, fact: Fact) -> None:
+        with self._engine_lock:
+            actions = self._engine.handle(fact)
+            wakeup = self._engine.next_wakeup()
+        if isinstance(fact, Tick):
+            self._metrics.ticked(fact.now)
+        if actions:
+            self._deliver(actions)
+        self._dirty = True
+        self._schedule_save()
+        if wakeup != self._wakeup:
+            self._wakeup = wakeup
+            self._schedule_tick(wakeup)
+
+    def _deliver(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Post):
+                logger.info("alert %s %s", action.kind, action.key)
+                self._metrics.alert_posted(action.kind)
+                if action.kind == "missed_deadline":
+                    self._metrics.decision(action.batch, "missed")
+            else:
+                logger.info("resolved %s", action.key)
+        if self._posting:
+            self._notifier.submit(actions)
+
+    def _chore(self, chore: Chore) -> None:
+        if chore is Chore.SAVE:
+            self._save_due = False
+            if self._dirty:
+                self._save()
+        elif chore is Chore.PRUNE:
+            with self._engine_lock:
+                self._engine.prune()
+        elif chore is Chore.REFRESH:
+            self._check_slack()
+            self._apply(Tick(self._clock()))
+            self._publish()
+
+    def _check_slack(self) -> None:
+        health = self._notifier.health()
+        if health.reachable == self._slack_reachable:
+            return
+        self._slack_reachable = health.reachable
+        last = health.last_contact
+        contact = datetime.fromtimestamp(last, UTC) if last is not None else self._clock()
+        self._apply(SourceHealth(SLACK, health.reachable, contact, health.detail))
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _schedule_tick(self, wakeup: datetime | None) -> None:
+        if wakeup is None:
+            return
+        self._scheduler.add_job(
+            lambda: self._queue.put(Tick(self._clock())),
+            DateTrigger(run_date=max(wakeup, self._clock())),
+            id="tick",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def _schedule_save(self) -> None:
+        if self._save_due:
+            return
+        self._save_due = True
+        self._scheduler.add_job(
+            self._enqueue,
+            DateTrigger(run_date=self._clock() + SAVE_DELAY),
+            args=[Chore.SAVE],
+            id="save",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def _schedule_poll(self, name: str, poll: Callable[[], float], delay: float) -> None:
+        def run() -> None:
+            try:
+                next_delay = poll()
+            except Exception:
+                logger.exception("%s poll failed", name)
+                next_delay = 30.0
+            self._schedule_poll(name, poll, next_delay)
+
+        if not self._scheduler.running:
+            return
+        self._scheduler.add_job(
+            run,
+            DateTrigger(run_date=self._clock() + timedelta(seconds=delay)),
+            id=f"poll-{name}",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    # -- state and status ------------------------------------------------------------------
+
+    def _save(self) -> None:
+        with self._engine_lock:
+            engine_state = self._engine.to_json()
+        sections: dict[str, Any] = {"engine": engine_state}
+        if self._logs is not None:
+            sections["log_cursor"] = self._logs.cursor()
+        if self._pod_logs is not None:
+            sections["pod_log_cursor"] = self._pod_logs.cursor()
+        try:
+            self._document.put_many(sections)
+        except StateConflict as error:
+            logger.error("%s; not saving (another replica owns the state now)", error)
+            return
+        self._dirty = False
+        self._metrics.state_saved(getattr(self._store, "last_size", 0))
+
+    def _publish(self) -> None:
+        with self._engine_lock:
+            snapshot = StatusSnapshot.from_engine(
+                self._engine,
+                leader=True,
+                synced=self._kube.synced,
+                generated_at=self._clock(),
+                sources={SLACK: {"up": bool(self._slack_reachable is not False)}},
+            )
+        health = self._notifier.health()
+        self._metrics.set_outbox(
+            health.outbox_depth,
+            self._clock() - timedelta(seconds=health.oldest_age_seconds)
+            if health.outbox_depth
+            else None,
+        )
+        with self._refreshed:
+            self._snapshot = snapshot
+            self._refreshed.notify_all()
+
+    def status_snapshot(self, fresh_within: float = 1.0) -> StatusSnapshot | None:
+        """The latest snapshot, refreshed by the engine thread if older than `fresh_within`."""
+        with self._refreshed:
+            current = self._snapshot
+            age = (
+                (self._clock() - current.generated_at).total_seconds()
+                if current is not None
+                else None
+            )
+            if age is None or age > fresh_within:
+                self._queue.put(Chore.REFRESH)
+                self._refreshed.wait_for(lambda: self._snapshot is not current, timeout=2.0)
+            return self._snapshot
+
+    @property
+    def synced(self) -> bool:
+        return self._kube.synced
+
+    def flush(self, timeout: float) -> bool:
+        return self._notifier.flush(timeout)
