@@ -67,6 +67,8 @@ def _configure_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The scheduler logs every job run at INFO: one line per wake-up is noise.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
 
 
 def _schema(_: argparse.Namespace) -> int:
