@@ -1,16 +1,22 @@
-"""Deadlines through the real daemon: missed on time, met in silence, late then recovered."""
+"""Deadlines and freshness through the real daemon: missed on time, grace, silence when met,
+late then recovered, stale then recovered."""
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime
-
-from monitor.testing.stack import LocalStack, cron_at, seconds_ahead
+from monitor.testing.stack import LocalStack, seconds_ahead
 from monitor.testing.wait import wait_until
-
-
-def kinds(stack: LocalStack) -> list[str]:
-    return [message.payload.get("kind", "") for message in stack.slack.messages]
+from tests.e2e.helpers import (
+    batch_status,
+    deadline_batch,
+    decided_after,
+    freshness_batch,
+    kinds,
+    now,
+    of_kind,
+    outbox_empty,
+    received_at,
+    until,
+)
 
 
 def test_missed_deadline_is_posted_within_two_seconds_and_resolved_when_late(
@@ -18,20 +24,7 @@ def test_missed_deadline_is_posted_within_two_seconds_and_resolved_when_late(
 ) -> None:
     deadline = seconds_ahead(6)
     config = stack.write_config(
-        {
-            "batches": [
-                {
-                    "name": "late",
-                    "match": {"namespace": "ml", "cronjob": "late"},
-                    "deadline": cron_at(deadline),
-                },
-                {
-                    "name": "on-time",
-                    "match": {"namespace": "ml", "cronjob": "on-time"},
-                    "deadline": cron_at(deadline),
-                },
-            ]
-        }
+        {"batches": [deadline_batch("late", deadline), deadline_batch("on-time", deadline)]}
     )
     daemon = stack.spawn(config)
     daemon.wait_ready()
@@ -39,15 +32,14 @@ def test_missed_deadline_is_posted_within_two_seconds_and_resolved_when_late(
     stack.kube.jobs.complete_job("ml", "on-time-1")
     stack.kube.jobs.create_job("ml", "late-1", cronjob="late")
 
-    wait_until(lambda: len(stack.slack.messages) >= 1, timeout=deadline_wait(deadline))
+    wait_until(lambda: len(stack.slack.messages) >= 1, timeout=until(deadline))
     [alert] = stack.slack.messages
-    received = time.time() - (time.monotonic() - alert.arrived)
     assert alert.payload == {
         "kind": "missed_deadline",
         "batch": "late",
         "key": f"late@{deadline.isoformat()}",
     }
-    assert received - deadline.timestamp() <= 2.0
+    assert received_at(alert) - deadline.timestamp() <= 2.0
 
     stack.kube.jobs.complete_job("ml", "late-1")
     wait_until(lambda: len(stack.slack.messages) == 2 and stack.slack.updates, timeout=10)
@@ -55,9 +47,75 @@ def test_missed_deadline_is_posted_within_two_seconds_and_resolved_when_late(
     assert reply.payload["kind"] == "recovered"
     assert reply.thread_ts == alert.ts
     assert stack.slack.message(alert.ts).text.startswith("[Resolved]")
+    wait_until(lambda: batch_status(daemon, "late")["state"] != "missed", timeout=3)
     assert daemon.terminate() == 0
-    assert kinds(stack) == ["missed_deadline", "recovered"]
+    assert kinds(stack.slack) == ["missed_deadline", "recovered"]
 
 
-def deadline_wait(deadline: datetime) -> float:
-    return max(0.0, (deadline - datetime.now(UTC)).total_seconds()) + 5.0
+def test_grace_delays_the_alert_and_completions_in_time_stay_silent(stack: LocalStack) -> None:
+    """Grace moves the decision to deadline + grace; a completion before the deadline or
+    inside the grace period is silence, proven after the daemon has judged the deadline."""
+    deadline = seconds_ahead(4)
+    grace = 3
+    config = stack.write_config(
+        {
+            "batches": [
+                deadline_batch("missing", deadline, grace=f"{grace}s"),
+                deadline_batch("early", deadline, grace=f"{grace}s"),
+                deadline_batch("in-grace", deadline, grace=f"{grace}s"),
+            ]
+        }
+    )
+    daemon = stack.spawn(config)
+    daemon.wait_ready()
+    stack.kube.jobs.create_job("ml", "early-1", cronjob="early")
+    stack.kube.jobs.complete_job("ml", "early-1")
+    stack.kube.jobs.create_job("ml", "in-grace-1", cronjob="in-grace")
+    # Complete inside (deadline, deadline + grace]: Kubernetes stamps completionTime a
+    # second after this call, to the whole second.
+    wait_until(lambda: now().timestamp() >= deadline.timestamp() + 0.2, timeout=until(deadline))
+    stack.kube.jobs.complete_job("ml", "in-grace-1")
+
+    wait_until(lambda: of_kind(stack.slack, "missed_deadline"), timeout=until(deadline, grace + 5))
+    [alert] = stack.slack.messages
+    assert alert.payload["batch"] == "missing"
+    assert alert.payload["key"] == f"missing@{deadline.isoformat()}"
+    lateness = received_at(alert) - (deadline.timestamp() + grace)
+    assert -0.1 <= lateness <= 2.0, lateness
+
+    for name in ("early", "in-grace"):
+        wait_until(lambda name=name: decided_after(daemon, name, deadline), timeout=5)
+        status = batch_status(daemon, name)
+        assert status["state"] == "ok", status
+        assert status["last_success"] is not None
+        assert status["open_alerts"] == []
+    wait_until(lambda: outbox_empty(daemon), timeout=5)
+    assert kinds(stack.slack) == ["missed_deadline"]
+    assert daemon.terminate() == 0
+
+
+def test_stale_freshness_batch_alerts_then_recovers(stack: LocalStack) -> None:
+    started = now()
+    config = stack.write_config(
+        {"batches": [freshness_batch("refresh", "4s"), freshness_batch("busy", "1h")]}
+    )
+    daemon = stack.spawn(config)
+    daemon.wait_ready()
+    stack.kube.jobs.create_job("ml", "busy-1", cronjob="busy")
+    stack.kube.jobs.complete_job("ml", "busy-1")
+
+    wait_until(lambda: of_kind(stack.slack, "stale"), timeout=15)
+    [alert] = stack.slack.messages
+    assert alert.payload["batch"] == "refresh"
+    assert received_at(alert) - started.timestamp() <= 4 + 2 + 3  # bound + timeliness + start
+    wait_until(lambda: batch_status(daemon, "refresh")["state"] == "stale", timeout=3)
+
+    stack.kube.jobs.create_job("ml", "refresh-1", cronjob="refresh")
+    stack.kube.jobs.complete_job("ml", "refresh-1")
+    wait_until(lambda: of_kind(stack.slack, "recovered") and stack.slack.updates, timeout=5)
+    [reply] = of_kind(stack.slack, "recovered")
+    assert reply.thread_ts == alert.ts
+    assert stack.slack.message(alert.ts).text.startswith("[Resolved]")
+    wait_until(lambda: batch_status(daemon, "refresh")["state"] in ("ok", "due"), timeout=3)
+    assert daemon.terminate() == 0
+    assert kinds(stack.slack) == ["stale", "recovered"]

@@ -1,0 +1,108 @@
+"""Small helpers shared by the end-to-end tests: configs, clocks and what Slack received."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.testing.slack_api import FakeSlackApi, Message
+from monitor.testing.stack import MonitorProcess, cron_at
+
+
+def deadline_batch(name: str, deadline: datetime, **extra: Any) -> dict[str, Any]:
+    """A batch matching Jobs owned by the CronJob `name` in namespace `ml`."""
+    return {
+        "name": name,
+        "match": {"namespace": "ml", "cronjob": name},
+        "deadline": cron_at(deadline),
+        **extra,
+    }
+
+
+def freshness_batch(name: str, freshness: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "match": {"namespace": "ml", "cronjob": name},
+        "freshness": freshness,
+        **extra,
+    }
+
+
+def until(instant: datetime, slack: float = 5.0) -> float:
+    """A timeout that covers waiting for `instant` plus `slack` seconds."""
+    return max(0.0, (instant - datetime.now(UTC)).total_seconds()) + slack
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def received_at(message: Message) -> float:
+    """Epoch seconds at which the fake Slack received `message`."""
+    return time.time() - (time.monotonic() - message.arrived)
+
+
+def kinds(slack: FakeSlackApi) -> list[str]:
+    return [message.payload.get("kind", "") for message in list(slack.messages)]
+
+
+def keys(slack: FakeSlackApi, kind: str | None = None) -> list[str]:
+    """Alert keys in arrival order (optionally of one kind)."""
+    return [
+        message.payload.get("key", "")
+        for message in list(slack.messages)
+        if kind is None or message.payload.get("kind") == kind
+    ]
+
+
+def of_kind(slack: FakeSlackApi, kind: str) -> list[Message]:
+    return [m for m in list(slack.messages) if m.payload.get("kind") == kind]
+
+
+def duplicates(slack: FakeSlackApi) -> dict[str, int]:
+    """Keys posted more than once, with their counts."""
+    counted = Counter(keys(slack))
+    return {key: count for key, count in counted.items() if count > 1}
+
+
+def everything_sent(slack: FakeSlackApi) -> str:
+    """All text and blocks of every message and edit, as one string (for escaping checks)."""
+    parts = []
+    for message in [*slack.messages, *slack.updates]:
+        parts.append(message.text or "")
+        parts.append(json.dumps(message.blocks or [], ensure_ascii=False))
+    return "\n".join(parts)
+
+
+def batch_status(daemon: MonitorProcess, name: str) -> dict[str, Any]:
+    status = daemon.status()
+    found: dict[str, Any] = next(b for b in status["batches"] if b["name"] == name)
+    return found
+
+
+def metric(daemon: MonitorProcess, name: str) -> float | None:
+    """The value of one sample line of /metrics (exact name with labels), None if absent."""
+    code, body = daemon.get("/metrics")
+    assert code == 200
+    for line in body.decode().splitlines():
+        if line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        if sample == name:
+            return float(value)
+    return None
+
+
+def decided_after(daemon: MonitorProcess, name: str, deadline: datetime) -> bool:
+    """The daemon has judged `deadline` for batch `name`: its next deadline moved on."""
+    following = batch_status(daemon, name)["next_deadline"]
+    return following is not None and datetime.fromisoformat(following) > deadline
+
+
+def outbox_empty(daemon: MonitorProcess) -> bool:
+    """Everything decided so far has reached Slack (status first: it refreshes the gauge)."""
+    daemon.status()
+    return metric(daemon, "sla_monitor_outbox_depth") == 0
