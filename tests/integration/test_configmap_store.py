@@ -1,0 +1,129 @@
+"""The ConfigMap state store through the real client against the fake API server: created on
+the first save, read back whole, and a stale writer is refused instead of overwriting."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from monitor.configmap_store import DATA_KEY, WARN_BYTES, ConfigMapStore, StateConflict
+from monitor.state import StateDocument
+from monitor.testing.kube_api import FakeKubeApi
+
+REFERENCE = "monitoring/sla-monitor-state"
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKubeApi]:
+    with FakeKubeApi() as fake:
+        yield fake
+
+
+def store_for(kube: FakeKubeApi) -> ConfigMapStore:
+    return ConfigMapStore.from_reference(kube.api_client(), REFERENCE)
+
+
+def stored_text(kube: FakeKubeApi) -> str:
+    config_map = kube.get("", "configmaps", "monitoring", "sla-monitor-state")
+    text: str = config_map["data"][DATA_KEY]
+    return text
+
+
+def test_the_first_save_creates_the_config_map_and_a_new_store_reads_it_back(
+    kube: FakeKubeApi,
+) -> None:
+    store = store_for(kube)
+    assert store.load() is None
+    document = {"engine": {"started_at": "2026-01-01T00:00:00+00:00"}, "outbox": {"sent": []}}
+    store.save(document)
+    store.save({**document, "log_cursor": {"at": "x"}})  # an update, not a second create
+
+    assert json.loads(stored_text(kube)) == {**document, "log_cursor": {"at": "x"}}
+    config_map = kube.get("", "configmaps", "monitoring", "sla-monitor-state")
+    assert config_map["metadata"]["labels"] == {"app.kubernetes.io/name": "sla-monitor"}
+    assert store_for(kube).load() == {**document, "log_cursor": {"at": "x"}}
+
+
+def test_a_writer_with_a_stale_resource_version_gets_a_conflict_not_an_overwrite(
+    kube: FakeKubeApi,
+) -> None:
+    old_leader, new_leader = store_for(kube), store_for(kube)
+    old_leader.save({"engine": {"generation": 1}})
+    assert new_leader.load() == {"engine": {"generation": 1}}
+    new_leader.save({"engine": {"generation": 2}})
+
+    with pytest.raises(StateConflict):
+        old_leader.save({"engine": {"generation": 1, "late": True}})
+    assert json.loads(stored_text(kube)) == {"engine": {"generation": 2}}
+
+    # After re-reading, the same store writes again.
+    assert old_leader.load() == {"engine": {"generation": 2}}
+    old_leader.save({"engine": {"generation": 3}})
+    assert store_for(kube).load() == {"engine": {"generation": 3}}
+
+
+def test_two_first_saves_race_and_the_loser_conflicts(kube: FakeKubeApi) -> None:
+    """Both saw no ConfigMap; the second create must not silently replace the first."""
+    first, second = store_for(kube), store_for(kube)
+    assert first.load() is None
+    assert second.load() is None
+    first.save({"engine": {"by": "first"}})
+    with pytest.raises(StateConflict):
+        second.save({"engine": {"by": "second"}})
+    assert store_for(kube).load() == {"engine": {"by": "first"}}
+
+
+def test_an_edit_by_hand_is_detected_by_the_running_writer(kube: FakeKubeApi) -> None:
+    store = store_for(kube)
+    store.save({"engine": {"n": 1}})
+    core = client.CoreV1Api(kube.api_client())
+    edited = core.read_namespaced_config_map("sla-monitor-state", "monitoring")
+    edited.data = {DATA_KEY: json.dumps({"engine": {"n": 99}})}
+    core.replace_namespaced_config_map("sla-monitor-state", "monitoring", edited)
+    with pytest.raises(StateConflict):
+        store.save({"engine": {"n": 2}})
+
+
+def test_state_document_sections_round_trip_through_the_config_map(kube: FakeKubeApi) -> None:
+    document = StateDocument(store_for(kube))
+    document.put("engine", {"alerts": ["a@1"]})
+    document.put_many({"outbox": {"pending": [{"key": "a@1"}]}, "log_cursor": None})
+    again = StateDocument(store_for(kube))
+    assert again.section("engine") == {"alerts": ["a@1"]}
+    assert again.section("outbox") == {"pending": [{"key": "a@1"}]}
+
+
+def test_size_is_measured_and_a_document_near_the_limit_is_logged(
+    kube: FakeKubeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = store_for(kube)
+    small = {"engine": {"history": ["x" * 100]}}
+    store.save(small)
+    assert store.last_size == len(json.dumps(small, separators=(",", ":")).encode())
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    big = {"engine": {"history": ["é" * (WARN_BYTES // 2 + 10)]}}  # two UTF-8 bytes each
+    with caplog.at_level(logging.WARNING, logger="monitor.configmap_store"):
+        store.save(big)
+    assert store.last_size > WARN_BYTES
+    assert any("near the 1 MiB" in record.getMessage() for record in caplog.records)
+    assert store_for(kube).load() == big
+
+
+def test_unreadable_contents_are_logged_and_treated_as_no_state(
+    kube: FakeKubeApi, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = client.CoreV1Api(kube.api_client())
+    metadata = client.V1ObjectMeta(name="sla-monitor-state")
+    body = client.V1ConfigMap(metadata=metadata, data={DATA_KEY: '{"engine": '})
+    core.create_namespaced_config_map("monitoring", body)
+    store = store_for(kube)
+    with caplog.at_level(logging.ERROR, logger="monitor.configmap_store"):
+        assert store.load() is None
+    assert any("unreadable" in record.getMessage() for record in caplog.records)
+    store.save({"engine": {"fresh": True}})  # the store still knows the resourceVersion
+    assert store_for(kube).load() == {"engine": {"fresh": True}}
