@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 SAVE_DELAY = timedelta(seconds=1)
 REFRESH_SECONDS = 5.0
 PRUNE_SECONDS = 300.0
+#: Delay of the pod-log poll after a Job finishes (lets the other pods' phases land).
+POLL_SOON_SECONDS = 0.3
 #: Job identities remembered for mapping log entries' pods to Jobs.
 KNOWN_JOBS_LIMIT = 200_000
 
@@ -114,6 +116,8 @@ class Pipeline:
         self._refreshed = threading.Condition(self._snapshot_lock)
         self._thread: threading.Thread | None = None
         self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._poll_lock = threading.RLock()
+        self._polls_wanted: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -217,6 +221,14 @@ class Pipeline:
     def _from_kubernetes(self, fact: Fact) -> None:
         if isinstance(fact, JobSeen):
             key = (fact.namespace, fact.name)
+            previous = self._known_jobs.get(key)
+            finished = fact.outcome != "running"
+            if (
+                finished
+                and self._pod_logs is not None
+                and (previous is None or previous.outcome == "running")
+            ):
+                self._poll_soon("pod-logs")
             self._known_jobs[key] = fact
             self._known_jobs.move_to_end(key)
             if len(self._known_jobs) > KNOWN_JOBS_LIMIT:
@@ -341,6 +353,8 @@ class Pipeline:
 
     def _schedule_poll(self, name: str, poll: Callable[[], float], delay: float) -> None:
         def run() -> None:
+            with self._poll_lock:
+                self._polls_wanted.discard(name)
             try:
                 next_delay = poll()
             except Exception:
@@ -348,15 +362,31 @@ class Pipeline:
                 next_delay = 30.0
             self._schedule_poll(name, poll, next_delay)
 
-        if not self._scheduler.running:
-            return
-        self._scheduler.add_job(
-            run,
-            DateTrigger(run_date=self._clock() + timedelta(seconds=delay)),
-            id=f"poll-{name}",
-            replace_existing=True,
-            misfire_grace_time=None,
-        )
+        with self._poll_lock:
+            if not self._scheduler.running:
+                return
+            if name in self._polls_wanted:
+                delay = min(delay, POLL_SOON_SECONDS)
+            self._scheduler.add_job(
+                run,
+                DateTrigger(run_date=self._clock() + timedelta(seconds=delay)),
+                id=f"poll-{name}",
+                replace_existing=True,
+                misfire_grace_time=None,
+            )
+
+    def _poll_soon(self, name: str) -> None:
+        """A Job just finished: read its pods' logs now, not at the next poll interval.
+
+        A poll in progress may have listed the pods before they finished, so the wish is
+        remembered and honoured when that poll schedules the next one.
+        """
+        with self._poll_lock:
+            self._polls_wanted.add(name)
+            job = self._scheduler.get_job(f"poll-{name}") if self._scheduler.running else None
+            soon = self._clock() + timedelta(seconds=POLL_SOON_SECONDS)
+            if job is not None and job.next_run_time is not None and job.next_run_time > soon:
+                job.modify(next_run_time=soon)
 
     # -- state and status ------------------------------------------------------------------
 
