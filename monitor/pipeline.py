@@ -14,6 +14,7 @@ a second after a change, and once more on stop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -25,6 +26,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from kubernetes.client import ApiClient
@@ -116,6 +119,8 @@ class Pipeline:
         self._refreshed = threading.Condition(self._snapshot_lock)
         self._thread: threading.Thread | None = None
         self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._jobs: dict[str, Job] = {}
+        self._jobs_lock = threading.Lock()
         self._poll_lock = threading.RLock()
         self._polls_wanted: set[str] = set()
 
@@ -327,28 +332,38 @@ class Pipeline:
 
     # -- scheduling ------------------------------------------------------------------------
 
+    def _replace_job(self, slot: str, func: Callable[[], None], trigger: DateTrigger) -> None:
+        """Schedule a one-shot job in `slot`, cancelling the slot's previous one.
+
+        Not APScheduler's `id=` + `replace_existing`: the scheduler removes a fired date
+        job by id right after dispatching it, which can delete the replacement that the
+        job itself just caused to be scheduled (a lost wake-up).
+        """
+        with self._jobs_lock:
+            previous = self._jobs.pop(slot, None)
+            if previous is not None:
+                with contextlib.suppress(JobLookupError):
+                    previous.remove()
+            if self._scheduler.running:
+                self._jobs[slot] = self._scheduler.add_job(func, trigger, misfire_grace_time=None)
+
     def _schedule_tick(self, wakeup: datetime | None) -> None:
         if wakeup is None:
             return
-        self._scheduler.add_job(
+        self._replace_job(
+            "tick",
             lambda: self._queue.put(Tick(self._clock())),
             DateTrigger(run_date=max(wakeup, self._clock())),
-            id="tick",
-            replace_existing=True,
-            misfire_grace_time=None,
         )
 
     def _schedule_save(self) -> None:
         if self._save_due:
             return
         self._save_due = True
-        self._scheduler.add_job(
-            self._enqueue,
+        self._replace_job(
+            "save",
+            lambda: self._queue.put(Chore.SAVE),
             DateTrigger(run_date=self._clock() + SAVE_DELAY),
-            args=[Chore.SAVE],
-            id="save",
-            replace_existing=True,
-            misfire_grace_time=None,
         )
 
     def _schedule_poll(self, name: str, poll: Callable[[], float], delay: float) -> None:
@@ -367,12 +382,8 @@ class Pipeline:
                 return
             if name in self._polls_wanted:
                 delay = min(delay, POLL_SOON_SECONDS)
-            self._scheduler.add_job(
-                run,
-                DateTrigger(run_date=self._clock() + timedelta(seconds=delay)),
-                id=f"poll-{name}",
-                replace_existing=True,
-                misfire_grace_time=None,
+            self._replace_job(
+                f"poll-{name}", run, DateTrigger(run_date=self._clock() + timedelta(seconds=delay))
             )
 
     def _poll_soon(self, name: str) -> None:
