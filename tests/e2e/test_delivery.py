@@ -1,0 +1,108 @@
+"""Slack misbehaving through the real daemon: a 429 storm and an outage delay alerts but
+never drop, reorder or repeat them; SIGTERM delivers what is queued or saves it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from monitor.testing.stack import LocalStack, MonitorProcess
+from monitor.testing.wait import wait_until
+from tests.e2e.helpers import duplicates, freshness_batch, keys, metric
+
+JOBS = 6
+
+
+def fail_jobs(stack: LocalStack, names: list[str]) -> list[str]:
+    """Create and fail Jobs one after the other; their job_failed keys in that order."""
+    expected = []
+    for name in names:
+        job = stack.kube.jobs.create_job("ml", name, cronjob="train")
+        stack.kube.jobs.fail_job("ml", name)
+        expected.append(f"job_failed:ml/{name}@{job['metadata']['uid']}")
+    return expected
+
+
+def queued(daemon: MonitorProcess) -> float | None:
+    """Alerts decided but not yet delivered (the status refresh updates the gauge)."""
+    daemon.status()
+    return metric(daemon, "sla_monitor_outbox_depth")
+
+
+def start(stack: LocalStack) -> MonitorProcess:
+    config = stack.write_config({"batches": [freshness_batch("train", "1h")]})
+    daemon = stack.spawn(config)
+    daemon.wait_ready()
+    return daemon
+
+
+def test_rate_limit_storm_delays_but_delivers_every_alert_in_order_once(
+    stack: LocalStack,
+) -> None:
+    daemon = start(stack)
+    stack.slack.rate_limit(times=5, retry_after=1)
+    expected = fail_jobs(stack, [f"storm-{index}" for index in range(JOBS)])
+
+    wait_until(lambda: len(stack.slack.messages) >= JOBS, timeout=20)
+    assert sum(r.status == 429 for r in stack.slack.requests) == 5
+    assert keys(stack.slack) == expected
+    assert daemon.terminate() == 0
+    assert duplicates(stack.slack) == {}
+
+
+def test_slack_outage_delays_but_delivers_every_alert_in_order_once(stack: LocalStack) -> None:
+    daemon = start(stack)
+    stack.slack.down_for(5)
+    outage_started = time.monotonic()
+    expected = fail_jobs(stack, [f"outage-{index}" for index in range(3)])
+    wait_until(lambda: queued(daemon) == 3, timeout=5)
+    stack.slack.down_for(3, mode="503")  # then it answers 503 for a while
+    expected += fail_jobs(stack, [f"outage-{index}" for index in range(3, JOBS)])
+
+    wait_until(lambda: len(stack.slack.messages) >= JOBS, timeout=30)
+    assert stack.slack.messages[0].arrived >= outage_started + 3
+    assert keys(stack.slack) == expected
+    assert daemon.terminate() == 0
+    assert duplicates(stack.slack) == {}
+
+
+def pending_keys(state_file: Path) -> list[str]:
+    document = json.loads(state_file.read_text())
+    return [entry["action"]["key"] for entry in document["outbox"]["pending"]]
+
+
+def test_sigterm_delivers_queued_alerts_before_exiting(stack: LocalStack) -> None:
+    daemon = start(stack)
+    stack.slack.rate_limit(times=3, retry_after=1)
+    expected = fail_jobs(stack, [f"term-{index}" for index in range(3)])
+    wait_until(lambda: any(r.status == 429 for r in stack.slack.requests), timeout=5)
+
+    asked = time.monotonic()
+    assert daemon.terminate() == 0
+    assert time.monotonic() - asked <= 10.0
+    assert keys(stack.slack) == expected
+    assert pending_keys(stack.workdir / "state.json") == []
+
+
+def test_sigterm_during_an_outage_saves_alerts_for_the_next_start(stack: LocalStack) -> None:
+    daemon = start(stack)
+    stack.slack.down_for(60)
+    expected = fail_jobs(stack, [f"saved-{index}" for index in range(3)])
+
+    wait_until(lambda: queued(daemon) == 3, timeout=5)
+    asked = time.monotonic()
+    assert daemon.terminate() == 0
+    assert time.monotonic() - asked <= 10.0
+    assert stack.slack.messages == []
+    assert pending_keys(stack.workdir / "state.json") == expected
+
+    stack.slack.down_for(0)
+    config = stack.workdir / "sla.yaml"
+    second = stack.spawn(config, name="monitor-2")
+    second.wait_ready()
+    wait_until(lambda: len(stack.slack.messages) >= 3, timeout=10)
+    assert keys(stack.slack) == expected
+    wait_until(lambda: pending_keys(stack.workdir / "state.json") == [], timeout=5)
+    assert second.terminate() == 0
+    assert duplicates(stack.slack) == {}
