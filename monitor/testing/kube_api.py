@@ -65,6 +65,7 @@ class FakeKubeApi:
         self.bookmark_interval = bookmark_interval
         self.default_watch_timeout = default_watch_timeout
         self.requests: list[RequestAttributes] = []
+        self.denied: list[RequestAttributes] = []  # answered 403 by the authorizer
         self.stopping = False
         self._port = port
         self._server: _Server | None = None

@@ -192,7 +192,11 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         request = RequestAttributes(verb, rt.group, rt.resource, subresource, namespace, name)
         self.fake.record(request)
         if self.fake.authorizer is not None:
-            self.fake.authorizer.check(request)
+            try:
+                self.fake.authorizer.check(request)
+            except ApiError:
+                self.fake.denied.append(request)
+                raise
         store = self.fake.store
         if subresource == "log" and rt.resource == "pods" and verb == "get":
             self._pod_log(namespace, name, query)
