@@ -33,8 +33,8 @@ from pydantic import (
 
 from monitor.schedule import (
     DURATION_PATTERN,
-    CronSchedule,
     DeadlineRule,
+    cron_schedule,
     load_timezone,
     parse_duration,
     validate_cron,
@@ -351,7 +351,7 @@ class Config(_Strict):
         if batch.deadline is None:
             return None
         return DeadlineRule(
-            cron=CronSchedule(batch.deadline, self.zone_of(batch)),
+            cron=cron_schedule(batch.deadline, self.zone_of(batch)),
             window=batch.window,
             grace=batch.grace,
         )

@@ -13,6 +13,7 @@ croniter stays behind this module so replacing it is a one-file change.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -97,6 +98,7 @@ def load_timezone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown IANA timezone {name!r}") from error
 
 
+@functools.lru_cache(maxsize=4096)
 def validate_cron(expression: str) -> str:
     """Return the expression if it is 5 fields, or 6 with seconds first; else ValueError."""
     fields = expression.split()
@@ -208,6 +210,12 @@ class CronSchedule:
             deadline = self.next_after(deadline)
             deadlines.append(deadline)
         return deadlines
+
+
+@functools.lru_cache(maxsize=4096)
+def cron_schedule(expression: str, tz: ZoneInfo) -> CronSchedule:
+    """A shared schedule per (expression, zone): batches often share their cron."""
+    return CronSchedule(expression, tz)
 
 
 @dataclass(frozen=True)
