@@ -190,7 +190,11 @@ class Pipeline:
                 logger.info("resumed engine state (first started %s)", engine.started_at)
                 return engine
         logger.info("no saved engine state: first start, judging deadlines after %s", now)
-        return Engine(self.config, started_at=now)
+        engine = Engine(self.config, started_at=now)
+        # Saved at once: a successor (restart or new leader) that found no engine would take
+        # its own start as the first and skip every deadline and failure since this one.
+        self._document.put("engine", engine.to_json())
+        return engine
 
     def stop(self, budget: float = 10.0, *, deposed: bool = False) -> None:
         """Stop sources, drain facts, deliver what is queued (within `budget`), save.
