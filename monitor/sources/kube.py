@@ -13,6 +13,10 @@ engine needs to judge deadlines safely:
 
 Facts go to `emit` from the source's threads, serialized by one lock: a Watermark is
 never emitted between a change being read and its facts being emitted.
+
+`relists` and `watch_restarts` count, for metrics, full lists and resumed watches. Each
+reflector's counters are plain ints written by its own thread only, so reading them from
+any thread is safe (an int read is atomic; there is a single writer).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class KubeJobSource:
         settle: float = 0.2,
         clock: Callable[[], datetime] = _utc_now,
         rng: random.Random | None = None,
+        prefetch_pages: bool = True,
     ) -> None:
         self.lock = threading.RLock()
         self._emit = emit
@@ -69,6 +74,7 @@ class KubeJobSource:
             silence_timeout=silence_timeout,
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
+            prefetch_pages=prefetch_pages,
         )
         batch = BatchV1Api(api_client)
         scopes: list[str | None] = list(dict.fromkeys(namespaces)) or [None]
@@ -117,6 +123,16 @@ class KubeJobSource:
     def resource_versions(self) -> dict[str, str]:
         """Per scope ("" for all namespaces), the resourceVersion a watch resumes from."""
         return {r.namespace or "": r.resource_version for r in self._reflectors}
+
+    @property
+    def relists(self) -> int:
+        """Full lists started, over all scopes (the initial one included), for metrics."""
+        return sum(reflector.relists for reflector in self._reflectors)
+
+    @property
+    def watch_restarts(self) -> int:
+        """Watch streams reopened without a list in between (after a drop, timeout, silence)."""
+        return sum(reflector.watch_restarts for reflector in self._reflectors)
 
     @property
     def watermark(self) -> datetime | None:

@@ -1,5 +1,8 @@
 """Raw batch/v1 Job JSON -> `JobSeen`, decided once, at the edge.
 
+The JSON is decoded into a typed projection (`kube_decode`) that enforces the shape of
+identity, labels and times; this module decides the rest from that projection.
+
 The outcome comes from conditions only. Since Kubernetes 1.31 the controller first adds
 `SuccessCriteriaMet` / `FailureTarget` and only after every pod stopped the terminal
 `Complete` / `Failed`; both pairs describe the same outcome, so the earliest instant of
@@ -16,7 +19,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from msgspec import Raw
+
 from monitor.facts import JobOutcome, JobSeen
+from monitor.sources.kube_decode import (
+    DecodeError,
+    JobDocument,
+    JobMetadata,
+    JobStatus,
+    OwnerReference,
+    decode_job,
+    job_from_mapping,
+)
 
 SUCCESS_CONDITIONS = ("SuccessCriteriaMet", "Complete")
 FAILURE_CONDITIONS = ("FailureTarget", "Failed")
@@ -24,14 +38,6 @@ FAILURE_CONDITIONS = ("FailureTarget", "Failed")
 
 class MalformedJob(ValueError):
     """The object cannot be a Job; the message says which field is wrong."""
-
-
-def _mapping(value: Any, where: str) -> Mapping[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise MalformedJob(f"{where} is not an object")
-    return value
 
 
 def _required(value: Any, where: str) -> str:
@@ -70,29 +76,15 @@ def job_key(obj: Any) -> tuple[str, str, str]:
     return (str(meta.get("namespace", "?")), str(meta.get("name", "?")), str(meta.get("uid", "?")))
 
 
-def _owner_cronjob(meta: Mapping[str, Any]) -> str | None:
-    owners = meta.get("ownerReferences")
-    if owners is None:
-        return None
-    if not isinstance(owners, list):
-        raise MalformedJob("metadata.ownerReferences is not a list")
+def _owner_cronjob(owners: list[OwnerReference | None] | None) -> str | None:
     found: str | None = None
-    for owner in owners:
-        owner = _mapping(owner, "metadata.ownerReferences[]")
-        if owner.get("kind") == "CronJob":
-            name = _text(owner.get("name"), "metadata.ownerReferences[].name")
-            if owner.get("controller") is True:
+    for owner in owners or ():
+        if owner is not None and owner.kind == "CronJob":
+            name = _text(owner.name, "metadata.ownerReferences[].name")
+            if owner.controller is True:
                 return name
             found = found or name
     return found
-
-
-def _labels(meta: Mapping[str, Any]) -> dict[str, str]:
-    labels = _mapping(meta.get("labels"), "metadata.labels")
-    for key, value in labels.items():
-        if not isinstance(value, str):
-            raise MalformedJob(f"label {key!r} is not a string")
-    return dict(labels)
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:
@@ -101,59 +93,77 @@ def _earliest(*moments: datetime | None) -> datetime | None:
 
 
 def reduce_job(obj: Any) -> JobSeen:
-    """The `JobSeen` for one raw Job object (e.g. `items[i]` or a watch event's object)."""
-    job = _mapping(obj, "the Job")
-    meta = _mapping(job.get("metadata"), "metadata")
-    status = _mapping(job.get("status"), "status")
-    uid = _required(meta.get("uid"), "metadata.uid")
-    namespace = _required(meta.get("namespace"), "metadata.namespace")
-    name = _required(meta.get("name"), "metadata.name")
+    """The `JobSeen` for one parsed Job object (a dict, as from `json.loads`)."""
+    try:
+        document = job_from_mapping(obj)
+    except DecodeError as error:
+        raise MalformedJob(str(error)) from error
+    return reduce_document(document)
 
-    true_at: dict[str, datetime | None] = {}
-    details: dict[str, tuple[str | None, str | None]] = {}
-    conditions = status.get("conditions")
-    if conditions is not None and not isinstance(conditions, list):
-        raise MalformedJob("status.conditions is not a list")
-    for raw in conditions or ():
-        condition = _mapping(raw, "status.conditions[]")
-        kind = condition.get("type")
-        if kind not in SUCCESS_CONDITIONS and kind not in FAILURE_CONDITIONS:
-            continue
-        if condition.get("status") != "True":
-            continue
-        true_at[kind] = parse_time(
-            condition.get("lastTransitionTime"), f"condition {kind} lastTransitionTime"
-        )
-        details[kind] = (
-            _text(condition.get("reason"), f"condition {kind} reason"),
-            _text(condition.get("message"), f"condition {kind} message"),
-        )
 
-    completion_time = parse_time(status.get("completionTime"), "status.completionTime")
+def reduce_raw(raw: bytes | Raw) -> JobSeen:
+    """The `JobSeen` for one Job's JSON (a list item or a watch event's object)."""
+    try:
+        document = decode_job(raw)
+    except DecodeError as error:
+        raise MalformedJob(str(error)) from error
+    return reduce_document(document)
+
+
+def reduce_document(job: JobDocument) -> JobSeen:
+    """The `JobSeen` for one projected Job."""
+    meta = job.metadata or _NO_METADATA
+    status = job.status or _NO_STATUS
+    uid = _required(meta.uid, "metadata.uid")
+    namespace = _required(meta.namespace, "metadata.namespace")
+    name = _required(meta.name, "metadata.name")
+    completion_time = parse_time(status.completion_time, "status.completionTime")
     outcome: JobOutcome = "running"
     reason = message = None
     failed_at = None
-    succeeded = [kind for kind in SUCCESS_CONDITIONS if kind in true_at]
-    failed = [kind for kind in FAILURE_CONDITIONS if kind in true_at]
-    success_at = _earliest(completion_time, true_at.get("SuccessCriteriaMet"))
-    if succeeded and success_at is None:
-        success_at = true_at.get("Complete")
-    failure_at = _earliest(*(true_at[kind] for kind in failed))
-    if succeeded and not (failed and failure_at and success_at and failure_at < success_at):
-        outcome, completion_time = "succeeded", success_at
-    elif failed:
-        outcome, failed_at, completion_time = "failed", failure_at, None
-        reason, message = details[failed[0]]
+    if status.conditions:
+        true_at: dict[str, datetime | None] = {}
+        details: dict[str, tuple[str | None, str | None]] = {}
+        for condition in status.conditions:
+            if condition is None:
+                continue
+            kind = condition.type
+            if kind not in SUCCESS_CONDITIONS and kind not in FAILURE_CONDITIONS:
+                continue
+            if condition.status != "True":
+                continue
+            true_at[kind] = parse_time(
+                condition.last_transition_time, f"condition {kind} lastTransitionTime"
+            )
+            details[kind] = (
+                _text(condition.reason, f"condition {kind} reason"),
+                _text(condition.message, f"condition {kind} message"),
+            )
+        succeeded = [kind for kind in SUCCESS_CONDITIONS if kind in true_at]
+        failed = [kind for kind in FAILURE_CONDITIONS if kind in true_at]
+        success_at = _earliest(completion_time, true_at.get("SuccessCriteriaMet"))
+        if succeeded and success_at is None:
+            success_at = true_at.get("Complete")
+        failure_at = _earliest(*(true_at[kind] for kind in failed))
+        if succeeded and not (failed and failure_at and success_at and failure_at < success_at):
+            outcome, completion_time = "succeeded", success_at
+        elif failed:
+            outcome, failed_at = "failed", failure_at
+            reason, message = details[failed[0]]
     return JobSeen(
         uid=uid,
         namespace=namespace,
         name=name,
-        labels=_labels(meta),
-        cronjob=_owner_cronjob(meta),
-        start_time=parse_time(status.get("startTime"), "status.startTime"),
+        labels=meta.labels if meta.labels is not None else {},
+        cronjob=_owner_cronjob(meta.owner_references) if meta.owner_references else None,
+        start_time=parse_time(status.start_time, "status.startTime"),
         completion_time=completion_time if outcome == "succeeded" else None,
         outcome=outcome,
         reason=reason,
         message=message,
         failed_at=failed_at,
     )
+
+
+_NO_METADATA = JobMetadata()
+_NO_STATUS = JobStatus()

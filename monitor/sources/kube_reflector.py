@@ -6,26 +6,37 @@ and bookmarks advance it); a 410 Expired — in the stream or on the request —
 history is gone, so the reflector relists and diffs against what it delivered: changed
 Jobs are re-emitted, vanished ones reported gone. Failures back off (capped, jittered);
 a watch silent for longer than `silence_timeout` is presumed dead and reopened.
-Bodies are read as raw JSON and reduced to facts at once: no client models are built.
+Bodies are read as raw JSON, decoded into a typed projection of the few fields we use
+(`kube_decode`) and reduced to facts at once: no client models are built.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import urllib3
 from kubernetes.client import BatchV1Api
 from kubernetes.client.exceptions import ApiException
+from msgspec import Raw
 
 from monitor.facts import Fact, JobGone, JobSeen
-from monitor.sources.kube_reduce import MalformedJob, job_key, reduce_job
+from monitor.sources.kube_decode import DecodeError, ListMetadata, decode_job_event, decode_page
+from monitor.sources.kube_reduce import (
+    MalformedJob,
+    job_key,
+    reduce_document,
+    reduce_job,
+    reduce_raw,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +59,7 @@ class ReflectorSettings:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     watch_seconds: tuple[int, int] = (300, 600)
+    prefetch_pages: bool = True
 
 
 class WatchExpired(Exception):
@@ -95,6 +107,10 @@ class JobReflector:
         self.resource_version = ""  # where a resumed watch would start
         self.live = False  # a watch is open
         self.last_data = time.monotonic()  # when the stream last gave us bytes
+        # Counters for metrics; written only by this reflector's thread.
+        self.relists = 0  # full lists started (the first one included)
+        self.watch_restarts = 0  # watch streams reopened (opened, not tried) since a list
+        self._watched_since_list = False
 
     # -- loop -------------------------------------------------------------------------
     def run(self) -> None:
@@ -154,12 +170,17 @@ class JobReflector:
             self._sink.contact(False, f"{status} {verb} jobs.batch: {detail}")
 
     def stop(self) -> None:
-        """Unblock a read in progress (called from another thread)."""
+        """Unblock a read in progress (called from another thread).
+
+        The stream may end on its own meanwhile; urllib3 then refuses the shutdown
+        (ValueError), which is fine: nothing is blocked any more.
+        """
         response = self._response
         if response is not None:
             shutdown = getattr(response, "shutdown", None)
             if shutdown is not None:
-                shutdown()
+                with contextlib.suppress(ValueError, OSError):
+                    shutdown()
 
     # -- list -------------------------------------------------------------------------
     def _call(self, **kwargs: Any) -> Any:
@@ -167,36 +188,50 @@ class JobReflector:
             return self._batch.list_job_for_all_namespaces(**kwargs)
         return self._batch.list_namespaced_job(self.namespace, **kwargs)
 
+    def _fetch_page(self, token: str | None) -> bytes:
+        kwargs: dict[str, Any] = {"limit": self._settings.page_size}
+        if token:
+            kwargs["_continue"] = token
+        response = self._call(
+            _preload_content=False,
+            _request_timeout=(self._settings.connect_timeout, self._settings.list_timeout),
+            **kwargs,
+        )
+        try:
+            return bytes(response.data)
+        finally:
+            response.release_conn()
+
     def _relist(self) -> str:
-        """Deliver a full paged list and diff it against what was delivered before."""
+        """Deliver a full paged list and diff it against what was delivered before.
+
+        With `prefetch_pages`, the next page is fetched in the background while this
+        one is decoded: the server's work and the transfer overlap ours.
+        """
+        self.relists += 1
+        self._watched_since_list = False
         listed: set[str] = set()
-        token: str | None = None
         resource_version = ""
+        body = self._fetch_page(None)
         while True:
-            kwargs: dict[str, Any] = {"limit": self._settings.page_size}
-            if token:
-                kwargs["_continue"] = token
-            response = self._call(
-                _preload_content=False,
-                _request_timeout=(self._settings.connect_timeout, self._settings.list_timeout),
-                **kwargs,
-            )
-            try:
-                body = json.loads(response.data)
-            finally:
-                response.release_conn()
             self._sink.contact(True)
-            metadata = body.get("metadata") or {}
-            resource_version = resource_version or str(metadata.get("resourceVersion", ""))
+            page = decode_page(body)
+            metadata = page.metadata or ListMetadata()
+            if not resource_version and metadata.resource_version is not None:
+                resource_version = str(metadata.resource_version)
+            token = str(metadata.continue_) if metadata.continue_ else None
+            upcoming = None
+            if token is not None and self._settings.prefetch_pages:
+                upcoming = _in_background(self._fetch_page, token)
             with self._sink.lock:
-                for item in body.get("items") or ():
-                    seen = self._reduce(item)
+                for raw in page.items or ():
+                    seen = self._reduce_raw(raw)
                     if seen is not None:
                         listed.add(seen.uid)
                         self._deliver(seen)
-            token = metadata.get("continue") or None
             if token is None:
                 break
+            body = upcoming.result() if upcoming is not None else self._fetch_page(token)
         if not resource_version:
             raise ValueError("the Job list carried no resourceVersion")
         with self._sink.lock:
@@ -224,6 +259,9 @@ class JobReflector:
             _request_timeout=(self._settings.connect_timeout, self._settings.silence_timeout),
         )
         self._response = response
+        if self._watched_since_list:
+            self.watch_restarts += 1
+        self._watched_since_list = True
         self._sink.contact(True)
         self.last_data = time.monotonic()
         self.live = True
@@ -255,6 +293,26 @@ class JobReflector:
         return True
 
     def _event(self, line: bytes, resource_version: str) -> str:
+        """Apply one watch line; returns the resourceVersion to resume from after it."""
+        try:
+            event = decode_job_event(line)
+        except DecodeError:
+            return self._unusual_event(line, resource_version)
+        if event.type == "ERROR":
+            return self._unusual_event(line, resource_version)
+        meta = event.object.metadata
+        new_version = _text_or_none(meta.resource_version if meta else None) or resource_version
+        if event.type == "BOOKMARK":
+            return new_version
+        try:
+            seen = reduce_document(event.object)
+        except MalformedJob:
+            return self._unusual_event(line, resource_version)
+        self._apply(event.type, seen)
+        return new_version
+
+    def _unusual_event(self, line: bytes, resource_version: str) -> str:
+        """ERROR events and objects that do not fit the projection: parsed generically."""
         try:
             event = json.loads(line)
             kind, obj = event["type"], event["object"]
@@ -272,24 +330,40 @@ class JobReflector:
         if kind == "BOOKMARK":
             return new_version
         seen = self._reduce(obj)
-        if seen is None:
-            return new_version
+        if seen is not None:
+            self._apply(kind, seen)
+        return new_version
+
+    def _apply(self, kind: str, seen: JobSeen) -> None:
         if kind == "DELETED":
             self._deliver(seen, always=True)
             self._known.pop(seen.uid, None)
             self._sink.emit(JobGone(uid=seen.uid, namespace=seen.namespace, name=seen.name))
         elif kind in ("ADDED", "MODIFIED"):
             self._deliver(seen)
-        return new_version
 
     # -- delivery ---------------------------------------------------------------------
     def _reduce(self, obj: Any) -> JobSeen | None:
         try:
             return reduce_job(obj)
         except MalformedJob as error:
-            namespace, name, uid = job_key(obj)
-            logger.warning("skipping malformed Job %s/%s (uid %s): %s", namespace, name, uid, error)
+            self._skip(obj, error)
             return None
+
+    def _reduce_raw(self, raw: Raw) -> JobSeen | None:
+        try:
+            return reduce_raw(raw)
+        except MalformedJob as error:
+            try:
+                obj = json.loads(bytes(raw))
+            except ValueError:
+                obj = None
+            self._skip(obj, error)
+            return None
+
+    def _skip(self, obj: Any, error: MalformedJob) -> None:
+        namespace, name, uid = job_key(obj)
+        logger.warning("skipping malformed Job %s/%s (uid %s): %s", namespace, name, uid, error)
 
     def _deliver(self, seen: JobSeen, always: bool = False) -> None:
         """Emit `seen` unless it repeats what was delivered; a decided outcome never changes."""
@@ -324,10 +398,26 @@ def _resource_version(obj: Any) -> str | None:
     if isinstance(obj, dict):
         meta = obj.get("metadata")
         if isinstance(meta, dict):
-            value = meta.get("resourceVersion")
-            if isinstance(value, str) and value:
-                return value
+            return _text_or_none(meta.get("resourceVersion"))
     return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _in_background(fetch: Callable[[str], bytes], token: str) -> Future[bytes]:
+    """`fetch(token)` in a daemon thread; an abandoned fetch never holds up shutdown."""
+    future: Future[bytes] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fetch(token))
+        except BaseException as error:  # handed to whoever waits on the result
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="kube-jobs-prefetch", daemon=True).start()
+    return future
 
 
 def _status_message(error: ApiException) -> str:
