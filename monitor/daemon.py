@@ -86,6 +86,8 @@ class Daemon:
         watcher = ConfigWatcher(self.options.config_path, self._reload)
         watcher.start()
         self._install_signals(watcher)
+        # Before the elector starts: it may win at once and set the gauge to 1.
+        self.metrics.set_leader(not self.options.leader_elect)
         if self.options.leader_elect:
             namespace = os.environ.get("POD_NAMESPACE", "default")
             identity = os.environ.get("POD_NAME") or socket.gethostname()
@@ -95,7 +97,6 @@ class Daemon:
             self._elector.start()
         else:
             self._start_pipeline()
-        self.metrics.set_leader(not self.options.leader_elect)
         self._stop.wait()
         logger.info("stopping")
         watcher.stop()
