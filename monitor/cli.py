@@ -71,6 +71,12 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(fast=args.fast, keep=args.keep)
+
+
 def _schema(_: argparse.Namespace) -> int:
     print(json.dumps(config_json_schema(), indent=2))
     return 0
@@ -108,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(handler=_schema)
+
+    demo = commands.add_parser(
+        "demo", help="run the daemon against local fakes with a scripted minute of batches"
+    )
+    demo.add_argument("--fast", action="store_true", help="twice as fast, no lingering")
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the config, state and daemon log afterwards"
+    )
+    demo.set_defaults(handler=_demo)
     return parser
 
 
