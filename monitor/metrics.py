@@ -168,11 +168,11 @@ class Metrics:
         at = None if last_event_at is None else last_event_at.timestamp()
         self._ages.set_source(source, up, at)
 
-    def watch_restarted(self) -> None:
-        self._watch_restarts.inc()
+    def watch_restarted(self, count: int = 1) -> None:
+        self._watch_restarts.inc(count)
 
-    def relisted(self) -> None:
-        self._relists.inc()
+    def relisted(self, count: int = 1) -> None:
+        self._relists.inc(count)
 
     def set_outbox(self, depth: int, oldest_enqueued_at: datetime | None) -> None:
         self._outbox_depth.set(depth)

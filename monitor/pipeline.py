@@ -35,11 +35,21 @@ from kubernetes.client import ApiClient
 from monitor.config import Config
 from monitor.configmap_store import StateConflict
 from monitor.engine import Engine
-from monitor.facts import SLACK, Action, Fact, JobSeen, Post, SourceHealth, Tick, TracebackSeen
+from monitor.facts import (
+    SLACK,
+    Action,
+    Fact,
+    JobSeen,
+    Post,
+    SourceHealth,
+    Tick,
+    TracebackSeen,
+    Watermark,
+)
 from monitor.metrics import Metrics
-from monitor.notify.render import RenderSettings
+from monitor.notify.render import Message, RenderSettings
 from monitor.notify.slack import Notifier
-from monitor.notify.transport import Transport
+from monitor.notify.transport import Delivery, Transport
 from monitor.sources.kube import KubeJobSource
 from monitor.sources.logs import CloudLoggingSource
 from monitor.sources.pod_logs import PodLogSource
@@ -85,6 +95,31 @@ class Timings:
     pod_logs_interval: timedelta = timedelta(seconds=15)
 
 
+class TimedTransport:
+    """A transport whose every call's duration (SDK retries included) feeds a histogram."""
+
+    def __init__(self, inner: Transport, observe: Callable[[float], None]) -> None:
+        self._inner = inner
+        self._observe = observe
+
+    def check(self) -> str:
+        return self._inner.check()
+
+    def post(self, delivery: Delivery) -> tuple[str, str]:
+        started = time.monotonic()
+        try:
+            return self._inner.post(delivery)
+        finally:
+            self._observe(time.monotonic() - started)
+
+    def update(self, channel_id: str, ts: str, message: Message) -> None:
+        started = time.monotonic()
+        try:
+            self._inner.update(channel_id, ts, message)
+        finally:
+            self._observe(time.monotonic() - started)
+
+
 class Pipeline:
     """Everything only the leader runs. `start()` resumes from the state store."""
 
@@ -102,8 +137,9 @@ class Pipeline:
         self.config = config
         self._api_client = api_client
         self._store = store
-        self._transport = transport
+        self._transport = TimedTransport(transport, metrics.observe_post_latency)
         self._metrics = metrics
+        self._kube_counts = (0, 0)  # relists, watch restarts already added to the metrics
         self._timings = timings or Timings()
         self._clock = clock
         self._queue: queue.SimpleQueue[Fact | Chore] = queue.SimpleQueue()
@@ -292,6 +328,12 @@ class Pipeline:
             wakeup = self._engine.next_wakeup()
         if isinstance(fact, Tick):
             self._metrics.ticked(fact.now)
+        elif isinstance(fact, SourceHealth):
+            self._metrics.set_source(
+                fact.source, fact.reachable, fact.last_contact if fact.reachable else None
+            )
+        elif isinstance(fact, Watermark):
+            self._metrics.set_source(fact.source, True, self._clock())
         if actions:
             self._deliver(actions)
         self._dirty = True
@@ -398,10 +440,12 @@ class Pipeline:
         """
         with self._poll_lock:
             self._polls_wanted.add(name)
-            job = self._scheduler.get_job(f"poll-{name}") if self._scheduler.running else None
+            with self._jobs_lock:
+                job = self._jobs.get(f"poll-{name}")
             soon = self._clock() + timedelta(seconds=POLL_SOON_SECONDS)
             if job is not None and job.next_run_time is not None and job.next_run_time > soon:
-                job.modify(next_run_time=soon)
+                with contextlib.suppress(JobLookupError):  # it is running: the wish covers it
+                    job.modify(next_run_time=soon)
 
     # -- state and status ------------------------------------------------------------------
 
@@ -430,6 +474,11 @@ class Pipeline:
                 generated_at=self._clock(),
                 sources={SLACK: {"up": bool(self._slack_reachable is not False)}},
             )
+        relists, restarts = self._kube.relists, self._kube.watch_restarts
+        counted_relists, counted_restarts = self._kube_counts
+        self._metrics.relisted(max(0, relists - counted_relists))
+        self._metrics.watch_restarted(max(0, restarts - counted_restarts))
+        self._kube_counts = (relists, restarts)
         health = self._notifier.health()
         self._metrics.set_outbox(
             health.outbox_depth,
