@@ -1,17 +1,32 @@
 """Which batches a Job (or a pod's traceback) belongs to, without a nested loop.
 
-Batches are indexed once per config by their most selective exact field — owner
-CronJob, else namespace — so a lookup only checks the few candidates sharing that
-value plus the batches that match on a regex or labels alone.
+Every batch is filed once, under one value that any Job it matches must have:
+
+- its owner CronJob, its namespace, or one (key, value) of its labels, looked up by the
+  Job's own values;
+- the literal prefix of an anchored `job_name` regex (`^recommend-daily-` files under
+  `recommend-daily-`), looked up by cutting the Job's name at each prefix length in use.
+
+Of a batch's possible keys the one shared by the fewest batches is used, so a lookup
+checks only a few plausible candidates; each is then confirmed with `batch_matches`, so
+results are exactly those of testing every batch. Batches with no usable key (an
+unanchored regex alone) are checked for every Job.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import importlib
+import re
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitor.config import Batch
+
+# The stdlib's regex parser: the reliable way to know what an anchored pattern must start with.
+_sre_parser: Any = importlib.import_module("re._parser")
+_sre: Any = importlib.import_module("re._constants")
 
 
 @dataclass(frozen=True)
@@ -39,29 +54,94 @@ def batch_matches(batch: Batch, job: JobIdentity) -> bool:
     )
 
 
+def literal_prefix(pattern: re.Pattern[str]) -> str:
+    """The text every string `pattern.search` accepts must start with ("" if none is known).
+
+    Only a pattern anchored at the start (`^` without MULTILINE, or `\\A`) and matched
+    case-sensitively has one: the literal characters right after the anchor.
+    """
+    if pattern.flags & (re.IGNORECASE | re.MULTILINE):
+        return ""
+    try:
+        parsed = list(_sre_parser.parse(pattern.pattern, pattern.flags))
+    except Exception:  # the parser is internal: if it changes, index without prefixes
+        return ""
+    anchors = (_sre.AT_BEGINNING, _sre.AT_BEGINNING_STRING)
+    if not parsed or parsed[0][0] is not _sre.AT or parsed[0][1] not in anchors:
+        return ""
+    prefix: list[str] = []
+    for op, value in parsed[1:]:
+        if op is not _sre.LITERAL:
+            break
+        prefix.append(chr(value))
+    return "".join(prefix)
+
+
+def _keys(batch: Batch) -> list[tuple[str, ...]]:
+    """Every value the index could file `batch` under, most specific kind first."""
+    match = batch.match
+    keys: list[tuple[str, ...]] = []
+    if match.cronjob is not None:
+        keys.append(("cronjob", match.cronjob))
+    pattern = match.job_name_pattern
+    prefix = literal_prefix(pattern) if pattern is not None else ""
+    if prefix:
+        keys.append(("prefix", prefix))
+    if match.namespace is not None:
+        keys.append(("namespace", match.namespace))
+    keys.extend(("label", key, value) for key, value in sorted((match.labels or {}).items()))
+    return keys
+
+
 class BatchIndex:
     """Batches indexed for fast matching; keeps config order in results."""
 
     def __init__(self, batches: Sequence[Batch]) -> None:
-        self._order = {batch.name: position for position, batch in enumerate(batches)}
-        self._by_cronjob: dict[str, list[Batch]] = defaultdict(list)
-        self._by_namespace: dict[str, list[Batch]] = defaultdict(list)
-        self._scan: list[Batch] = []
-        for batch in batches:
-            if batch.match.cronjob is not None:
-                self._by_cronjob[batch.match.cronjob].append(batch)
-            elif batch.match.namespace is not None:
-                self._by_namespace[batch.match.namespace].append(batch)
+        keyed = [(position, batch, _keys(batch)) for position, batch in enumerate(batches)]
+        sharing = Counter(key for _, _, keys in keyed for key in keys)
+        self._by_cronjob: dict[str, list[tuple[int, Batch]]] = defaultdict(list)
+        self._by_namespace: dict[str, list[tuple[int, Batch]]] = defaultdict(list)
+        self._by_label: dict[tuple[str, str], list[tuple[int, Batch]]] = defaultdict(list)
+        self._by_prefix: dict[str, list[tuple[int, Batch]]] = defaultdict(list)
+        self._scan: list[tuple[int, Batch]] = []
+        for position, batch, keys in keyed:
+            entry = (position, batch)
+            if not keys:
+                self._scan.append(entry)
+                continue
+            kind, *value = min(keys, key=sharing.__getitem__)
+            if kind == "cronjob":
+                self._by_cronjob[value[0]].append(entry)
+            elif kind == "prefix":
+                self._by_prefix[value[0]].append(entry)
+            elif kind == "namespace":
+                self._by_namespace[value[0]].append(entry)
             else:
-                self._scan.append(batch)
+                self._by_label[(value[0], value[1])].append(entry)
+        self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
 
     def batches_for(self, job: JobIdentity) -> list[Batch]:
         """Every batch the Job matches, in config order."""
-        candidates: list[Batch] = []
-        if job.cronjob is not None:
+        candidates: list[tuple[int, Batch]] = []
+        if job.cronjob is not None and self._by_cronjob:
             candidates += self._by_cronjob.get(job.cronjob, ())
-        candidates += self._by_namespace.get(job.namespace, ())
+        if self._by_namespace:
+            candidates += self._by_namespace.get(job.namespace, ())
+        if self._by_prefix:
+            name = job.name
+            for length in self._prefix_lengths:
+                if length > len(name):
+                    break
+                candidates += self._by_prefix.get(name[:length], ())
+        if self._by_label:
+            for pair in job.labels.items():
+                candidates += self._by_label.get(pair, ())
         candidates += self._scan
-        found = [batch for batch in candidates if batch_matches(batch, job)]
-        found.sort(key=lambda batch: self._order[batch.name])
-        return found
+        found = [entry for entry in candidates if batch_matches(entry[1], job)]
+        if len(found) > 1:
+            found.sort(key=_position)
+        return [batch for _, batch in found]
+
+
+def _position(entry: tuple[int, Batch]) -> int:
+    return entry[0]
