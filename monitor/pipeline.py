@@ -60,6 +60,10 @@ logger = logging.getLogger(__name__)
 
 SAVE_DELAY = timedelta(seconds=1)
 REFRESH_SECONDS = 5.0
+#: A watermark or tick that decided nothing is saved at most this often (not every second:
+#: with a ConfigMap store that is an API write per second). Losing one costs a restart only
+#: re-judging from an older watermark, with the Jobs it re-lists.
+CLOCK_SAVE_SECONDS = 60.0
 PRUNE_SECONDS = 300.0
 #: Delay of the pod-log poll after a Job finishes (lets the other pods' phases land).
 POLL_SOON_SECONDS = 0.3
@@ -147,6 +151,7 @@ class Pipeline:
         self._known_jobs: OrderedDict[tuple[str, str], JobSeen] = OrderedDict()
         self._posting = True
         self._dirty = False
+        self._saved_at = time.monotonic()
         self._save_due = False
         self._wakeup: datetime | None = None
         self._slack_reachable: bool | None = None
@@ -336,8 +341,10 @@ class Pipeline:
             self._metrics.set_source(fact.source, True, self._clock())
         if actions:
             self._deliver(actions)
-        self._dirty = True
-        self._schedule_save()
+        clock_only = not actions and isinstance(fact, (Tick, Watermark))
+        if not clock_only or time.monotonic() - self._saved_at >= CLOCK_SAVE_SECONDS:
+            self._dirty = True
+            self._schedule_save()
         if wakeup != self._wakeup:
             self._wakeup = wakeup
             self._schedule_tick(wakeup)
@@ -463,6 +470,7 @@ class Pipeline:
             logger.error("%s; not saving (another replica owns the state now)", error)
             return
         self._dirty = False
+        self._saved_at = time.monotonic()
         self._metrics.state_saved(getattr(self._store, "last_size", 0))
 
     def _publish(self) -> None:
