@@ -21,7 +21,9 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NULL_TAG = "tag:yaml.org,2002:null"
-#: Guards against alias bombs ("billion laughs"): no real config comes near this.
+#: Guards against alias bombs ("billion laughs"). Without aliases a node takes at least one
+#: character of text, so a document may always have as many nodes as characters (10,000
+#: batches are about 100,000 nodes); only alias expansion can go beyond.
 _MAX_NODES = 50_000
 
 
@@ -102,8 +104,9 @@ def _yaml_error_message(error: yaml.MarkedYAMLError) -> str:
 class _Builder:
     """Rebuilds plain data from composed nodes, recording positions and problems."""
 
-    def __init__(self, document: YamlDocument, loader: yaml.SafeLoader) -> None:
+    def __init__(self, document: YamlDocument, loader: yaml.SafeLoader, max_nodes: int) -> None:
         self._document = document
+        self._max_nodes = max_nodes
         self._loader = loader
         self._active: set[int] = set()
         self._count = 0
@@ -121,7 +124,7 @@ class _Builder:
         empty = isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG and node.value == ""
         self._document.positions[path] = Located(_position(file, node.start_mark), key, empty)
         self._count += 1
-        if self._count > _MAX_NODES:
+        if self._count > self._max_nodes:
             if not self._too_large:
                 self._too_large = True
                 self._problem(node.start_mark, "document too large (runaway aliases?)", path)
@@ -225,7 +228,8 @@ def read_yaml(file: str, text: str) -> YamlDocument:
                 )
             )
             return document
-        _, document.data = _Builder(document, loader).build(root, (), None)
+        limit = max(_MAX_NODES, len(text))
+        _, document.data = _Builder(document, loader, limit).build(root, (), None)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = _position(file, mark) if mark is not None else Position(file, 1, 1)
