@@ -4,10 +4,11 @@ A 100k-Job list is ~180 MB of JSON. Decoding it into dicts builds every field of
 pod template; these `msgspec` structs keep only the fields `kube_reduce` reads and skip
 the rest while parsing, which is several times faster and lighter.
 
-A list page is decoded in two steps — the envelope with each item kept as raw bytes,
-then each item on its own — so one malformed Job is logged and skipped without losing
-its page. A watch event is decoded in one step as an event carrying a Job; one that does
-not fit (an ERROR's Status, a malformed object) is handled by the caller's slow path.
+A list page is decoded in one step with every item projected; only if that fails is it
+decoded again in two steps — the envelope with each item kept as raw bytes, then each
+item on its own — so one malformed Job is logged and skipped without losing its page.
+A watch event is decoded in one step as an event carrying a Job; one that does not fit
+(an ERROR's Status, a malformed object) is handled by the caller's slow path.
 
 Fields whose type the reduction checks itself (conditions, owner references) are typed
 `Any` on purpose: an oddly shaped condition nobody reads must not make a Job malformed.
@@ -71,6 +72,13 @@ class ListPage(msgspec.Struct, gc=False):
     items: list[msgspec.Raw] | None = None
 
 
+class JobPage(msgspec.Struct, gc=False):
+    """A list response with every item projected: the fast path for a well-formed page."""
+
+    metadata: ListMetadata | None = None
+    items: list[JobDocument] | None = None
+
+
 class JobEvent(msgspec.Struct, gc=False):
     """A watch event whose object is a Job (ADDED/MODIFIED/DELETED) or a BOOKMARK."""
 
@@ -79,10 +87,12 @@ class JobEvent(msgspec.Struct, gc=False):
 
 
 _page_decoder = msgspec.json.Decoder(ListPage)
+_job_page_decoder = msgspec.json.Decoder(JobPage)
 _job_decoder = msgspec.json.Decoder(JobDocument)
 _event_decoder = msgspec.json.Decoder(JobEvent)
 
 decode_page = _page_decoder.decode
+decode_job_page = _job_page_decoder.decode
 decode_job = _job_decoder.decode
 decode_job_event = _event_decoder.decode
 

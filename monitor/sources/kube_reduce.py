@@ -40,13 +40,6 @@ class MalformedJob(ValueError):
     """The object cannot be a Job; the message says which field is wrong."""
 
 
-def _required(value: Any, where: str) -> str:
-    text = _text(value, where)
-    if text is None:
-        raise MalformedJob(f"{where} is missing")
-    return text
-
-
 def _text(value: Any, where: str) -> str | None:
     if value is None or value == "":
         return None
@@ -114,10 +107,19 @@ def reduce_document(job: JobDocument) -> JobSeen:
     """The `JobSeen` for one projected Job."""
     meta = job.metadata or _NO_METADATA
     status = job.status or _NO_STATUS
-    uid = _required(meta.uid, "metadata.uid")
-    namespace = _required(meta.namespace, "metadata.namespace")
-    name = _required(meta.name, "metadata.name")
-    completion_time = parse_time(status.completion_time, "status.completionTime")
+    # The projection already made these str or None: only emptiness is left to check.
+    uid, namespace, name = meta.uid, meta.namespace, meta.name
+    if not uid:
+        raise MalformedJob("metadata.uid is missing")
+    if not namespace:
+        raise MalformedJob("metadata.namespace is missing")
+    if not name:
+        raise MalformedJob("metadata.name is missing")
+    completion_time = (
+        parse_time(status.completion_time, "status.completionTime")
+        if status.completion_time
+        else None
+    )
     outcome: JobOutcome = "running"
     reason = message = None
     failed_at = None
@@ -156,7 +158,9 @@ def reduce_document(job: JobDocument) -> JobSeen:
         name=name,
         labels=meta.labels if meta.labels is not None else {},
         cronjob=_owner_cronjob(meta.owner_references) if meta.owner_references else None,
-        start_time=parse_time(status.start_time, "status.startTime"),
+        start_time=(
+            parse_time(status.start_time, "status.startTime") if status.start_time else None
+        ),
         completion_time=completion_time if outcome == "succeeded" else None,
         outcome=outcome,
         reason=reason,
