@@ -76,6 +76,7 @@ class Chore(enum.Enum):
 
     SAVE = "save"
     REFRESH = "refresh"
+    TICK = "tick"
     PRUNE = "prune"
     STOP = "stop"
 
@@ -209,7 +210,7 @@ class Pipeline:
         self._notifier.start()
         self._scheduler.start()
         self._scheduler.add_job(
-            self._enqueue, "interval", args=[Chore.REFRESH], seconds=REFRESH_SECONDS, id="refresh"
+            self._enqueue, "interval", args=[Chore.TICK], seconds=REFRESH_SECONDS, id="refresh"
         )
         self._scheduler.add_job(
             self._enqueue, "interval", args=[Chore.PRUNE], seconds=PRUNE_SECONDS, id="prune"
@@ -373,6 +374,12 @@ class Pipeline:
             self._check_slack()
             self._apply(Tick(self._clock()))
             self._publish()
+        elif chore is Chore.TICK:
+            # Periodic: no status snapshot (with thousands of batches it costs far more
+            # than everything else an idle daemon does); one is built when asked for.
+            self._check_slack()
+            self._apply(Tick(self._clock()))
+            self._update_metrics()
 
     def _check_slack(self) -> None:
         health = self._notifier.health()
@@ -482,6 +489,12 @@ class Pipeline:
                 generated_at=self._clock(),
                 sources={SLACK: {"up": bool(self._slack_reachable is not False)}},
             )
+        self._update_metrics()
+        with self._refreshed:
+            self._snapshot = snapshot
+            self._refreshed.notify_all()
+
+    def _update_metrics(self) -> None:
         relists, restarts = self._kube.relists, self._kube.watch_restarts
         counted_relists, counted_restarts = self._kube_counts
         self._metrics.relisted(max(0, relists - counted_relists))
@@ -494,9 +507,6 @@ class Pipeline:
             if health.outbox_depth
             else None,
         )
-        with self._refreshed:
-            self._snapshot = snapshot
-            self._refreshed.notify_all()
 
     def status_snapshot(self, fresh_within: float = 1.0) -> StatusSnapshot | None:
         """The latest snapshot, refreshed by the engine thread if older than `fresh_within`."""
