@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from monitor.testing.slack_api import FakeSlackApi, Message
-from monitor.testing.stack import MonitorProcess, cron_at
+from monitor.testing.stack import LocalStack, MonitorProcess, cron_at, seconds_ahead
+from monitor.testing.wait import wait_until
 
 
 def deadline_batch(name: str, deadline: datetime, **extra: Any) -> dict[str, Any]:
@@ -106,3 +110,34 @@ def outbox_empty(daemon: MonitorProcess) -> bool:
     """Everything decided so far has reached Slack (status first: it refreshes the gauge)."""
     daemon.status()
     return metric(daemon, "sla_monitor_outbox_depth") == 0
+
+
+def spawn_configured(
+    stack: LocalStack,
+    settings: dict[str, Any],
+    lead: float,
+    batches: Callable[[datetime], list[dict[str, Any]]],
+) -> tuple[MonitorProcess, datetime]:
+    """A ready daemon judging `batches(deadline)`, with `deadline` `lead` seconds ahead.
+
+    Start-up (mostly imports) can take seconds on a loaded machine, and a first start
+    ignores deadlines before it. So the daemon starts on a placeholder batch, and once it
+    is ready the real batches arrive by reload (a batch added by a reload is judged like on
+    a first start, SPEC) with their deadline computed then. `settings` (everything but
+    `batches`) stays the same, so the pipeline is reconfigured, not restarted.
+    """
+    path = stack.write_config({**settings, "batches": [freshness_batch("placeholder", "1d")]})
+    daemon = stack.spawn(path)
+    daemon.wait_ready()
+    deadline = seconds_ahead(lead)
+    reconfigure(stack, daemon, {**settings, "batches": batches(deadline)})
+    return daemon, deadline
+
+
+def reconfigure(stack: LocalStack, daemon: MonitorProcess, config: dict[str, Any]) -> None:
+    """Replace the config file atomically, SIGHUP, and wait until the batches are live."""
+    staged = stack.write_config(config, name=".staged.yaml")
+    os.replace(staged, stack.workdir / "sla.yaml")
+    daemon.signal(signal.SIGHUP)
+    names = [batch["name"] for batch in config["batches"]]
+    wait_until(lambda: [b["name"] for b in daemon.status()["batches"]] == names, timeout=5)

@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     of_kind,
     outbox_empty,
     received_at,
+    spawn_configured,
     until,
 )
 
@@ -57,19 +58,17 @@ def test_missed_deadline_is_posted_within_two_seconds_and_resolved_when_late(
 def test_grace_delays_the_alert_and_completions_in_time_stay_silent(stack: LocalStack) -> None:
     """Grace moves the decision to deadline + grace; a completion before the deadline or
     inside the grace period is silence, proven after the daemon has judged the deadline."""
-    deadline = seconds_ahead(4)
     grace = 3
-    config = stack.write_config(
-        {
-            "batches": [
-                deadline_batch("missing", deadline, grace=f"{grace}s"),
-                deadline_batch("early", deadline, grace=f"{grace}s"),
-                deadline_batch("in-grace", deadline, grace=f"{grace}s"),
-            ]
-        }
+    daemon, deadline = spawn_configured(
+        stack,
+        {},
+        3,
+        lambda deadline: [
+            deadline_batch("missing", deadline, grace=f"{grace}s"),
+            deadline_batch("early", deadline, grace=f"{grace}s"),
+            deadline_batch("in-grace", deadline, grace=f"{grace}s"),
+        ],
     )
-    daemon = stack.spawn(config)
-    daemon.wait_ready()
     stack.kube.jobs.create_job("ml", "early-1", cronjob="early")
     stack.kube.jobs.complete_job("ml", "early-1")
     stack.kube.jobs.create_job("ml", "in-grace-1", cronjob="in-grace")

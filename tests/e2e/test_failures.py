@@ -9,7 +9,7 @@ from typing import Any
 
 from monitor.testing.kube_workloads import PODS
 from monitor.testing.logging_api import container_entry
-from monitor.testing.stack import LocalStack, seconds_ahead
+from monitor.testing.stack import LocalStack
 from monitor.testing.wait import wait_until
 from tests.e2e.helpers import (
     batch_status,
@@ -22,6 +22,7 @@ from tests.e2e.helpers import (
     now,
     of_kind,
     outbox_empty,
+    spawn_configured,
     until,
 )
 
@@ -150,26 +151,23 @@ def test_hostile_cluster_and_log_text_never_reaches_slack_unescaped(
 ) -> None:
     stack = logging_stack
     assert stack.logging is not None
-    deadline = seconds_ahead(5)
-    config = stack.write_config(
-        {
-            "cloud_logging": {
-                "project": "test-project",
-                "cluster": "test-cluster",
-                "poll_interval": "1s",
-            },
-            "batches": [
-                {
-                    "name": "any",
-                    "match": {"namespace": "ml", "job_name": "^evil"},
-                    "freshness": "1h",
-                },
-                deadline_batch("late", deadline),
-            ],
+    settings = {
+        "cloud_logging": {
+            "project": "test-project",
+            "cluster": "test-cluster",
+            "poll_interval": "1s",
+            "endpoint": stack.logging.url,
         }
+    }
+    daemon, deadline = spawn_configured(
+        stack,
+        settings,
+        4,
+        lambda deadline: [
+            {"name": "any", "match": {"namespace": "ml", "job_name": "^evil"}, "freshness": "1h"},
+            deadline_batch("late", deadline),
+        ],
     )
-    daemon = stack.spawn(config)
-    daemon.wait_ready()
     jobs = stack.kube.jobs
     hostile = " ".join(HOSTILE) + " & friends"
     jobs.create_job("ml", "evil-<!channel>-<@U123>", labels={"team": "<!here>"})
@@ -234,15 +232,12 @@ def preempt_pod(stack: LocalStack, namespace: str, pod_name: str) -> None:
 def test_spot_preemption_retried_in_time_is_not_an_alert(stack: LocalStack) -> None:
     from monitor.testing.kube_workloads import JOBS, pod_object
 
-    deadline = seconds_ahead(6)
-    config = stack.write_config(
-        {
-            "kubernetes": {"pod_logs": True},
-            "batches": [deadline_batch("spot", deadline), deadline_batch("control", deadline)],
-        }
+    daemon, deadline = spawn_configured(
+        stack,
+        {"kubernetes": {"pod_logs": True}},
+        4,
+        lambda deadline: [deadline_batch("spot", deadline), deadline_batch("control", deadline)],
     )
-    daemon = stack.spawn(config)
-    daemon.wait_ready()
     jobs = stack.kube.jobs
     job = jobs.create_job("ml", "spot-1", cronjob="spot", logs={"main": "epoch 1/3\n"})
     [first] = jobs.pods_of("ml", "spot-1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from monitor.testing.stack import LocalStack, seconds_ahead
+from monitor.testing.stack import LocalStack
 from monitor.testing.wait import wait_until
 from tests.e2e.helpers import (
     batch_status,
@@ -18,6 +18,7 @@ from tests.e2e.helpers import (
     now,
     of_kind,
     outbox_empty,
+    spawn_configured,
     until,
 )
 
@@ -32,18 +33,16 @@ def job_lists(stack: LocalStack) -> int:
 def test_expired_and_dropped_watches_miss_no_completion_and_repeat_nothing(
     stack: LocalStack,
 ) -> None:
-    deadline = seconds_ahead(9)
-    config = stack.write_config(
-        {
-            "batches": [
-                freshness_batch("worker", "1h"),
-                deadline_batch("control", deadline),
-                *(deadline_batch(f"ok-{index}", deadline) for index in range(ROUNDS)),
-            ]
-        }
+    daemon, deadline = spawn_configured(
+        stack,
+        {},
+        6,
+        lambda deadline: [
+            freshness_batch("worker", "1h"),
+            deadline_batch("control", deadline),
+            *(deadline_batch(f"ok-{index}", deadline) for index in range(ROUNDS)),
+        ],
     )
-    daemon = stack.spawn(config)
-    daemon.wait_ready()
     jobs, kube = stack.kube.jobs, stack.kube
     lists_before = job_lists(stack)
     failed = []
@@ -77,15 +76,12 @@ def test_expired_and_dropped_watches_miss_no_completion_and_repeat_nothing(
 def test_api_outage_across_a_deadline_met_during_the_outage_is_no_miss(
     stack: LocalStack,
 ) -> None:
-    deadline = seconds_ahead(6)
-    config = stack.write_config(
-        {
-            "health": {"degraded_after": "2s"},
-            "batches": [deadline_batch("done", deadline), deadline_batch("absent", deadline)],
-        }
+    daemon, deadline = spawn_configured(
+        stack,
+        {"health": {"degraded_after": "2s"}},
+        4,
+        lambda deadline: [deadline_batch("done", deadline), deadline_batch("absent", deadline)],
     )
-    daemon = stack.spawn(config)
-    daemon.wait_ready()
     stack.kube.jobs.create_job("ml", "done-1", cronjob="done")
     stack.kube.stop()
     # The Job completes while nobody can see it; the deadline passes during the outage.

@@ -21,6 +21,7 @@ from tests.e2e.helpers import (
     kinds,
     metric,
     of_kind,
+    spawn_configured,
     until,
 )
 
@@ -100,11 +101,9 @@ def test_configmap_volume_symlink_swap_is_reloaded(stack: LocalStack) -> None:
 def test_bad_reload_is_reported_once_and_the_last_good_config_keeps_running(
     stack: LocalStack,
 ) -> None:
-    deadline = seconds_ahead(9)
+    daemon, deadline = spawn_configured(stack, {}, 6, lambda at: [deadline_batch("kept", at)])
     good = document(stack, [deadline_batch("kept", deadline)])
-    config = stack.write_config(good)
-    daemon = stack.spawn(config)
-    daemon.wait_ready()
+    config = stack.workdir / "sla.yaml"
 
     bad = yaml.safe_dump(good, sort_keys=False).replace("batches:", "batchez:")
     replace_by_rename(config, bad)
@@ -116,6 +115,7 @@ def test_bad_reload_is_reported_once_and_the_last_good_config_keeps_running(
 
     daemon.signal(signal.SIGHUP)  # reload again: still bad, still one alert
     invalid = 'sla_monitor_config_reloads_total{result="invalid"}'
+    assert metric(daemon, invalid) == 1
     wait_until(lambda: metric(daemon, invalid) == 2, timeout=5)
     assert batch_names(daemon) == ["kept"]
 
