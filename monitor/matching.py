@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,19 +93,39 @@ def _keys(batch: Batch) -> list[tuple[str, ...]]:
     return keys
 
 
+# (config position, batch, namespace, cronjob, name search, label pairs): `batch.match`
+# unpacked once, so checking a candidate touches no model attribute.
+_Entry = tuple[
+    int,
+    Batch,
+    str | None,
+    str | None,
+    Callable[[str], re.Match[str] | None] | None,
+    tuple[tuple[str, str], ...],
+]
+
+
+def _entry(position: int, batch: Batch) -> _Entry:
+    match = batch.match
+    pattern = match.job_name_pattern
+    search = pattern.search if pattern is not None else None
+    labels = tuple((match.labels or {}).items())
+    return (position, batch, match.namespace, match.cronjob, search, labels)
+
+
 class BatchIndex:
     """Batches indexed for fast matching; keeps config order in results."""
 
     def __init__(self, batches: Sequence[Batch]) -> None:
         keyed = [(position, batch, _keys(batch)) for position, batch in enumerate(batches)]
         sharing = Counter(key for _, _, keys in keyed for key in keys)
-        self._by_cronjob: dict[str, list[tuple[int, Batch]]] = defaultdict(list)
-        self._by_namespace: dict[str, list[tuple[int, Batch]]] = defaultdict(list)
-        self._by_label: dict[tuple[str, str], list[tuple[int, Batch]]] = defaultdict(list)
-        self._by_prefix: dict[str, list[tuple[int, Batch]]] = defaultdict(list)
-        self._scan: list[tuple[int, Batch]] = []
+        self._by_cronjob: dict[str, list[_Entry]] = defaultdict(list)
+        self._by_namespace: dict[str, list[_Entry]] = defaultdict(list)
+        self._by_label: dict[tuple[str, str], list[_Entry]] = defaultdict(list)
+        self._by_prefix: dict[str, list[_Entry]] = defaultdict(list)
+        self._scan: list[_Entry] = []
         for position, batch, keys in keyed:
-            entry = (position, batch)
+            entry = _entry(position, batch)
             if not keys:
                 self._scan.append(entry)
                 continue
@@ -122,7 +142,7 @@ class BatchIndex:
 
     def batches_for(self, job: JobIdentity) -> list[Batch]:
         """Every batch the Job matches, in config order."""
-        candidates: list[tuple[int, Batch]] = []
+        candidates: list[_Entry] = []
         if job.cronjob is not None and self._by_cronjob:
             candidates += self._by_cronjob.get(job.cronjob, ())
         if self._by_namespace:
@@ -137,11 +157,23 @@ class BatchIndex:
             for pair in job.labels.items():
                 candidates += self._by_label.get(pair, ())
         candidates += self._scan
-        found = [entry for entry in candidates if batch_matches(entry[1], job)]
+        found: list[tuple[int, Batch]] = []
+        namespace, cronjob, name, labels = job.namespace, job.cronjob, job.name, job.labels
+        # The same tests as `batch_matches`, on the unpacked entry.
+        for position, batch, want_namespace, want_cronjob, search, want_labels in candidates:
+            if want_namespace is not None and want_namespace != namespace:
+                continue
+            if want_cronjob is not None and want_cronjob != cronjob:
+                continue
+            if search is not None and search(name) is None:
+                continue
+            if want_labels and any(labels.get(key) != value for key, value in want_labels):
+                continue
+            found.append((position, batch))
         if len(found) > 1:
             found.sort(key=_position)
         return [batch for _, batch in found]
 
 
-def _position(entry: tuple[int, Batch]) -> int:
-    return entry[0]
+def _position(found: tuple[int, Batch]) -> int:
+    return found[0]

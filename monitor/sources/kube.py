@@ -60,6 +60,7 @@ class KubeJobSource:
         clock: Callable[[], datetime] = _utc_now,
         rng: random.Random | None = None,
         prefetch_pages: bool = True,
+        relax_gc_while_listing: bool = True,
     ) -> None:
         self.lock = threading.RLock()
         self._emit = emit
@@ -75,6 +76,7 @@ class KubeJobSource:
             backoff_initial=backoff_initial,
             backoff_max=backoff_max,
             prefetch_pages=prefetch_pages,
+            relax_gc_while_listing=relax_gc_while_listing,
         )
         batch = BatchV1Api(api_client)
         scopes: list[str | None] = list(dict.fromkeys(namespaces)) or [None]

@@ -18,8 +18,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -36,6 +37,12 @@ from monitor.sources.kube_decode import (
     decode_job_event,
     decode_job_page,
     decode_page,
+)
+from monitor.sources.kube_plumbing import (
+    Backoff,
+    discard_response,
+    fewer_collections,
+    in_background,
 )
 from monitor.sources.kube_reduce import (
     MalformedJob,
@@ -67,26 +74,11 @@ class ReflectorSettings:
     backoff_max: float = 30.0
     watch_seconds: tuple[int, int] = (300, 600)
     prefetch_pages: bool = True
+    relax_gc_while_listing: bool = True
 
 
 class WatchExpired(Exception):
     """The resourceVersion we resume from is older than the server's history."""
-
-
-class Backoff:
-    """Exponential, capped, jittered (each wait uniformly in [delay/2, delay])."""
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random) -> None:
-        self.initial, self.maximum, self.rng = initial, maximum, rng
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * 2**self.failures)
-        self.failures += 1
-        return self.rng.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class JobReflector:
@@ -217,6 +209,21 @@ class JobReflector:
         self.relists += 1
         self._watched_since_list = False
         listed: set[str] = set()
+        relax = fewer_collections() if self._settings.relax_gc_while_listing else nullcontext()
+        with relax:
+            resource_version = self._deliver_pages(listed)
+        if not resource_version:
+            raise ValueError("the Job list carried no resourceVersion")
+        with self._sink.lock:
+            for uid in [uid for uid in self._known if uid not in listed]:
+                gone = self._known.pop(uid)
+                self._sink.emit(JobGone(uid=uid, namespace=gone.namespace, name=gone.name))
+        self.synced = True
+        self.resource_version = resource_version
+        return resource_version
+
+    def _deliver_pages(self, listed: set[str]) -> str:
+        """Deliver every page's Jobs, adding their uids to `listed`; the list's version."""
         resource_version = ""
         upcoming: Future[Any] | None = None
         response = self._open_page(None)
@@ -232,7 +239,7 @@ class JobReflector:
                     resource_version = str(metadata.resource_version)
                 token = str(metadata.continue_) if metadata.continue_ else None
                 if token is not None and self._settings.prefetch_pages:
-                    upcoming = _in_background(self._open_page, token)
+                    upcoming = in_background(self._open_page, token)
                 with self._sink.lock:
                     for seen in seen_jobs:
                         listed.add(seen.uid)
@@ -245,15 +252,7 @@ class JobReflector:
                     response = self._open_page(token)
         finally:
             if upcoming is not None:  # abandoned by an error: free its connection
-                upcoming.add_done_callback(_discard_response)
-        if not resource_version:
-            raise ValueError("the Job list carried no resourceVersion")
-        with self._sink.lock:
-            for uid in [uid for uid in self._known if uid not in listed]:
-                gone = self._known.pop(uid)
-                self._sink.emit(JobGone(uid=uid, namespace=gone.namespace, name=gone.name))
-        self.synced = True
-        self.resource_version = resource_version
+                upcoming.add_done_callback(discard_response)
         return resource_version
 
     def _decode_page(self, body: bytes) -> tuple[ListMetadata, list[JobSeen]]:
@@ -438,30 +437,8 @@ def _resource_version(obj: Any) -> str | None:
     return None
 
 
-def _discard_response(future: Future[Any]) -> None:
-    if future.exception() is None:
-        response = future.result()
-        with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
-            response.drain_conn()
-        response.release_conn()
-
-
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _in_background(fetch: Callable[[str], Any], token: str) -> Future[Any]:
-    """`fetch(token)` in a daemon thread; an abandoned fetch never holds up shutdown."""
-    future: Future[Any] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fetch(token))
-        except BaseException as error:  # handed to whoever waits on the result
-            future.set_exception(error)
-
-    threading.Thread(target=run, name="kube-jobs-prefetch", daemon=True).start()
-    return future
 
 
 def _status_message(error: ApiException) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 
@@ -114,3 +115,24 @@ def test_relists_and_watch_restarts_are_counted(
     wait_until(lambda: len(requests_of(kube, "list")) == 2 and kube.open_watches == 1)
     wait_until(lambda: "succeeded" in recorder.outcomes("daily-1"))
     assert (source.relists, source.watch_restarts) == (2, 2)
+
+
+def test_gc_collections_are_relaxed_only_while_listing(kube: FakeKubeApi) -> None:
+    for index in range(4):
+        kube.jobs.create_job("ml-batch", f"job-{index}")
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+
+    def emit(fact: Fact) -> None:
+        if isinstance(fact, JobSeen):
+            during.append(gc.get_threshold())
+
+    source = KubeJobSource(kube.api_client(), emit, page_size=2).start()
+    try:
+        wait_until(lambda: source.synced)
+        assert during
+        assert all(threshold[0] >= 50_000 for threshold in during)
+        assert all(threshold[1:] == before[1:] for threshold in during)
+        wait_until(lambda: gc.get_threshold() == before)
+    finally:
+        source.stop()
