@@ -16,10 +16,18 @@ import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any
 
 from monitor.testing.stack import LocalStack, MonitorProcess
 from monitor.testing.wait import wait_until
-from tests.e2e.helpers import deadline_batch, freshness_batch, keys, now, until
+from tests.e2e.helpers import (
+    deadline_batch,
+    freshness_batch,
+    keys,
+    now,
+    spawn_configured,
+    until,
+)
 
 KILLS = 20
 DEADLINES = 10
@@ -80,22 +88,21 @@ def test_sigkill_twenty_times_loses_no_alert(stack: LocalStack) -> None:
     seed = int(os.environ.get("CRASH_TEST_SEED", time.time()))
     rng = random.Random(seed)
     print(f"crash test seed {seed} (CRASH_TEST_SEED to replay)")
-    first = now().replace(microsecond=0) + timedelta(seconds=10)
-    deadlines = {
-        f"due-{index:02d}": first + timedelta(seconds=4 * index) for index in range(DEADLINES)
-    }
+    deadlines: dict[str, datetime] = {}
+
+    def batches(first: datetime) -> list[dict[str, Any]]:
+        deadlines.update(
+            (f"due-{index:02d}", first + timedelta(seconds=4 * index)) for index in range(DEADLINES)
+        )
+        return [
+            freshness_batch("worker", "1h"),
+            *(deadline_batch(name, at) for name, at in deadlines.items()),
+        ]
+
+    daemon, _ = spawn_configured(stack, {}, 6, batches)
+    config = stack.workdir / "sla.yaml"
     met = {name: at for index, (name, at) in enumerate(deadlines.items()) if index % 2 == 0}
     missed = {name: at for name, at in deadlines.items() if name not in met}
-    config = stack.write_config(
-        {
-            "batches": [
-                freshness_batch("worker", "1h"),
-                *(deadline_batch(name, at) for name, at in deadlines.items()),
-            ]
-        }
-    )
-    daemon = stack.spawn(config, name="run-00")
-    daemon.wait_ready()
     state_file = stack.workdir / "state.json"
     wait_until(lambda: state_file.exists() and "engine" in json.loads(state_file.read_text()))
 
