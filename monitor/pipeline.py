@@ -270,7 +270,9 @@ class Pipeline:
         self._queue.put(item)
 
     def _from_kubernetes(self, fact: Fact) -> None:
-        if isinstance(fact, JobSeen):
+        # Jobs are remembered only to map log lines to them: without a log source, the
+        # memory (one entry per Job in the cluster) is not spent.
+        if isinstance(fact, JobSeen) and (self._logs is not None or self._pod_logs is not None):
             key = (fact.namespace, fact.name)
             previous = self._known_jobs.get(key)
             finished = fact.outcome != "running"
@@ -478,7 +480,7 @@ class Pipeline:
             return
         self._dirty = False
         self._saved_at = time.monotonic()
-        self._metrics.state_saved(getattr(self._store, "last_size", 0))
+        self._metrics.state_saved(self._document.size)
 
     def _publish(self) -> None:
         with self._engine_lock:

@@ -14,7 +14,6 @@ the same two methods.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -36,8 +35,8 @@ class StateStore(Protocol):
         """The saved document, or None when nothing was saved yet."""
         ...
 
-    def save(self, document: Document) -> None:
-        """Replace the saved document with `document`, atomically."""
+    def save_text(self, text: str) -> None:
+        """Replace the saved document with `text` (a JSON object), atomically."""
         ...
 
 
@@ -65,9 +64,12 @@ class FileStore:
         return document
 
     def save(self, document: Document) -> None:
+        self.save_text(encode(document))
+
+    def save_text(self, text: str) -> None:
         directory = self.path.parent
         directory.mkdir(parents=True, exist_ok=True)
-        data = json.dumps(document, separators=(",", ":"), sort_keys=True).encode("utf-8")
+        data = text.encode("utf-8")
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.")
         try:
             with os.fdopen(handle, "wb") as file:
@@ -85,22 +87,31 @@ class FileStore:
             os.close(directory_handle)
 
 
+def encode(value: Any) -> str:
+    """The one JSON form of state: compact, keys sorted, so equal state is equal text."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
 class StateDocument:
     """The state document as named sections; any thread may update a section.
 
     `put` saves the whole document before it returns, so a caller that puts and then
-    acts (e.g. posts to Slack) knows the intent is on disk first.
+    acts (e.g. posts to Slack) knows the intent is on disk first. Sections are kept
+    encoded, so a small change (one outbox entry) re-encodes only its own section, not
+    the engine's state of thousands of batches.
     """
 
     def __init__(self, store: StateStore) -> None:
         self._store = store
         self._lock = threading.Lock()
-        self._sections: Document = store.load() or {}
+        loaded = store.load() or {}
+        self._encoded: dict[str, str] = {name: encode(value) for name, value in loaded.items()}
 
     def section(self, name: str) -> Any:
-        """A copy of the section as last put or loaded (None when absent)."""
+        """A fresh copy of the section as last put or loaded (None when absent)."""
         with self._lock:
-            return copy.deepcopy(self._sections.get(name))
+            text = self._encoded.get(name)
+        return None if text is None else json.loads(text)
 
     def put(self, name: str, value: Any) -> None:
         """Replace one section and save the whole document."""
@@ -108,7 +119,19 @@ class StateDocument:
 
     def put_many(self, sections: dict[str, Any]) -> None:
         """Replace several sections and save the whole document once."""
+        encoded = {name: encode(value) for name, value in sections.items()}
         with self._lock:
-            for name, value in sections.items():
-                self._sections[name] = copy.deepcopy(value)
-            self._store.save(self._sections)
+            self._encoded.update(encoded)
+            self._store.save_text(
+                "{"
+                + ",".join(
+                    f"{json.dumps(name)}:{text}" for name, text in sorted(self._encoded.items())
+                )
+                + "}"
+            )
+
+    @property
+    def size(self) -> int:
+        """Bytes of the document as last saved (for metrics)."""
+        with self._lock:
+            return sum(len(name) + len(text) + 4 for name, text in self._encoded.items())

@@ -3,14 +3,23 @@ the first save, read back whole, and a stale writer is refused instead of overwr
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import logging
+import secrets
 from collections.abc import Iterator
 
 import pytest
 from kubernetes import client
 
-from monitor.configmap_store import DATA_KEY, WARN_BYTES, ConfigMapStore, StateConflict
+from monitor.configmap_store import (
+    DATA_KEY,
+    PACKED_KEY,
+    WARN_BYTES,
+    ConfigMapStore,
+    StateConflict,
+)
 from monitor.state import StateDocument
 from monitor.testing.kube_api import FakeKubeApi
 
@@ -28,9 +37,9 @@ def store_for(kube: FakeKubeApi) -> ConfigMapStore:
 
 
 def stored_text(kube: FakeKubeApi) -> str:
+    """The document as saved: gzip-compressed JSON in binaryData."""
     config_map = kube.get("", "configmaps", "monitoring", "sla-monitor-state")
-    text: str = config_map["data"][DATA_KEY]
-    return text
+    return gzip.decompress(base64.b64decode(config_map["binaryData"][PACKED_KEY])).decode()
 
 
 def test_the_first_save_creates_the_config_map_and_a_new_store_reads_it_back(
@@ -101,12 +110,13 @@ def test_size_is_measured_and_a_document_near_the_limit_is_logged(
     kube: FakeKubeApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = store_for(kube)
-    small = {"engine": {"history": ["x" * 100]}}
+    small = {"engine": {"history": ["x" * 10_000]}}
     store.save(small)
-    assert store.last_size == len(json.dumps(small, separators=(",", ":")).encode())
+    assert 0 < store.last_size < 1000  # packed: repetitive state compresses well
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
-    big = {"engine": {"history": ["é" * (WARN_BYTES // 2 + 10)]}}  # two UTF-8 bytes each
+    # Random hex barely compresses: the packed form exceeds the warning threshold.
+    big = {"engine": {"history": [secrets.token_hex(WARN_BYTES)]}}
     with caplog.at_level(logging.WARNING, logger="monitor.configmap_store"):
         store.save(big)
     assert store.last_size > WARN_BYTES
