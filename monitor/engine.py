@@ -437,8 +437,7 @@ class Engine:
         for key, alert in sorted(self.open_alerts.items(), key=lambda item: item[1]["at"]):
             by_batch.setdefault(alert["batch"], []).append(key)
         return [
-            self._batch_status(batch, by_batch.get(batch.name, []))
-            for batch in self.config.batches
+            self._batch_status(batch, by_batch.get(batch.name, [])) for batch in self.config.batches
         ]
 
     def _batch_status(self, batch: Batch, open_alerts: list[str]) -> dict[str, Any]:
