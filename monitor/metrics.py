@@ -101,7 +101,7 @@ class Metrics:
             ProcessCollector(registry=registry)  # process_* (CPU, RSS, fds) on Linux
         self._alerts = Counter(
             f"{PREFIX}_alerts_posted",
-            "Slack messages delivered, by alert kind.",
+            "Alerts raised by the engine (queued for Slack, delivered in order), by kind.",
             ["kind"],
             registry=registry,
         )
