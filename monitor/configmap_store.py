@@ -36,7 +36,7 @@ class StateConflict(RuntimeError):
 
 
 class ConfigMapStore:
-    """A JSON document in `data["state.json"]` of ConfigMap NAMESPACE/NAME."""
+    """A JSON document, gzip-packed in `binaryData["state.json.gz"]` of ConfigMap NAMESPACE/NAME."""
 
     def __init__(self, api_client: ApiClient, namespace: str, name: str) -> None:
         self.namespace, self.name = namespace, name

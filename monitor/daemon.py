@@ -18,6 +18,7 @@ import socket
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 from kubernetes.client import ApiClient
@@ -37,6 +38,8 @@ from monitor.web import StatusServer, StatusSnapshot, parse_listen
 logger = logging.getLogger(__name__)
 
 DEFAULT_STATE_FILE = ".sla-monitor/state.json"
+#: The outbox lives beside the state: file `state-outbox.json`, ConfigMap `<name>-outbox`.
+OUTBOX_SUFFIX = "-outbox"
 STOP_BUDGET_SECONDS = 10.0
 
 
@@ -57,10 +60,18 @@ def connection_settings(config: Config) -> tuple[object, ...]:
     return (config.kubernetes, config.cloud_logging, config.slack, config.state)
 
 
-def make_store(config: Config, api_client: ApiClient) -> StateStore:
+def make_stores(config: Config, api_client: ApiClient) -> tuple[StateStore, StateStore]:
+    """(engine state, Slack outbox): two documents, so a post rewrites only the outbox.
+
+    The outbox is saved before the engine state that produced its alerts, so after any
+    crash it is at least as new as the engine: replayed alerts are recognised by key.
+    """
     if config.state.configmap:
-        return ConfigMapStore.from_reference(api_client, config.state.configmap)
-    return FileStore(config.state.file or DEFAULT_STATE_FILE)
+        main = ConfigMapStore.from_reference(api_client, config.state.configmap)
+        outbox = ConfigMapStore(api_client, main.namespace, f"{main.name}{OUTBOX_SUFFIX}")
+        return main, outbox
+    path = Path(config.state.file or DEFAULT_STATE_FILE)
+    return FileStore(path), FileStore(path.with_name(f"{path.stem}{OUTBOX_SUFFIX}{path.suffix}"))
 
 
 class Daemon:
@@ -145,10 +156,12 @@ class Daemon:
             transport = transport_from_env(
                 os.environ, config.slack.token_env, dry_run=self.options.dry_run
             )
+            stores = make_stores(config, self._api_client)
             pipeline = Pipeline(
                 config,
                 api_client=self._api_client,
-                store=make_store(config, self._api_client),
+                store=stores[0],
+                outbox_store=stores[1],
                 transport=transport,
                 metrics=self.metrics,
                 timings=self._timings,

@@ -134,6 +134,7 @@ class Pipeline:
         *,
         api_client: ApiClient,
         store: StateStore,
+        outbox_store: StateStore,
         transport: Transport,
         metrics: Metrics,
         timings: Timings | None = None,
@@ -142,6 +143,7 @@ class Pipeline:
         self.config = config
         self._api_client = api_client
         self._store = store
+        self._outbox_store = outbox_store
         self._transport = TimedTransport(transport, metrics.observe_post_latency)
         self._metrics = metrics
         self._kube_counts = (0, 0)  # relists, watch restarts already added to the metrics
@@ -170,13 +172,14 @@ class Pipeline:
 
     def start(self) -> None:
         self._document = StateDocument(self._store)
+        self._outbox_document = StateDocument(self._outbox_store)
         self._engine = self._resume(self._document.section("engine"))
         self._notifier = Notifier(
             self._transport,
             default_channel=self.config.slack.channel,
             settings=render_settings(self.config),
-            saved=self._document.section("outbox"),
-            persist=lambda outbox: self._document.put("outbox", outbox),
+            saved=self._outbox_document.section("outbox"),
+            persist=lambda outbox: self._outbox_document.put("outbox", outbox),
         )
         namespaces = self.config.kubernetes.namespaces
         self._kube = KubeJobSource(

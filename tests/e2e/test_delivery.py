@@ -82,7 +82,7 @@ def test_sigterm_delivers_queued_alerts_before_exiting(stack: LocalStack) -> Non
     assert daemon.terminate() == 0
     assert time.monotonic() - asked <= 10.0
     assert keys(stack.slack) == expected
-    assert pending_keys(stack.workdir / "state.json") == []
+    assert pending_keys(stack.workdir / "state-outbox.json") == []
 
 
 def test_sigterm_during_an_outage_saves_alerts_for_the_next_start(stack: LocalStack) -> None:
@@ -95,7 +95,7 @@ def test_sigterm_during_an_outage_saves_alerts_for_the_next_start(stack: LocalSt
     assert daemon.terminate() == 0
     assert time.monotonic() - asked <= 10.0
     assert stack.slack.messages == []
-    assert pending_keys(stack.workdir / "state.json") == expected
+    assert pending_keys(stack.workdir / "state-outbox.json") == expected
 
     stack.slack.down_for(0)
     config = stack.workdir / "sla.yaml"
@@ -103,6 +103,6 @@ def test_sigterm_during_an_outage_saves_alerts_for_the_next_start(stack: LocalSt
     second.wait_ready()
     wait_until(lambda: len(stack.slack.messages) >= 3, timeout=10)
     assert keys(stack.slack) == expected
-    wait_until(lambda: pending_keys(stack.workdir / "state.json") == [], timeout=5)
+    wait_until(lambda: pending_keys(stack.workdir / "state-outbox.json") == [], timeout=5)
     assert second.terminate() == 0
     assert duplicates(stack.slack) == {}
