@@ -43,6 +43,17 @@ OUTBOX_SUFFIX = "-outbox"
 STOP_BUDGET_SECONDS = 10.0
 
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def own_namespace() -> str:
+    """Without $POD_NAMESPACE: the service account's namespace in a pod, else `default`."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
 class StartupError(Exception):
     """The daemon cannot start; the message says why and what to do."""
 
@@ -100,7 +111,7 @@ class Daemon:
         # Before the elector starts: it may win at once and set the gauge to 1.
         self.metrics.set_leader(not self.options.leader_elect)
         if self.options.leader_elect:
-            namespace = os.environ.get("POD_NAMESPACE", "default")
+            namespace = os.environ.get("POD_NAMESPACE") or own_namespace()
             identity = os.environ.get("POD_NAME") or socket.gethostname()
             self._elector = LeaderElector(
                 api_client, namespace, identity, self._become_leader, self._lose_leadership
