@@ -33,6 +33,7 @@ from monitor.sources.log_entries import (
     parse_entry,
     traceback_filter,
 )
+from monitor.sources.polling import PollLoop
 from monitor.tracebacks import (
     GrouperState,
     Traceback,
@@ -109,8 +110,9 @@ class CloudLoggingSource:
         self._retry_at: datetime | None = None
         self._last_contact: datetime | None = None
         self._reachable: bool | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._loop = PollLoop(
+            self.poll_once, "cloud-logging", settings.poll_interval.total_seconds()
+        )
         probe = traceback_filter(settings.cluster, self.namespaces, now, with_namespaces=True)
         self._namespaces_in_filter = len(probe) < MAX_FILTER_CHARS - 1000
 
@@ -140,24 +142,10 @@ class CloudLoggingSource:
 
     def start(self) -> None:
         """Poll on a daemon thread until `stop()`."""
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="cloud-logging", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                delay = self.poll_once()
-            except Exception:  # pragma: no cover - poll_once already guards
-                logger.exception("cloud logging poll failed")
-                delay = self.settings.poll_interval.total_seconds()
-            self._stopping.wait(max(delay, 0.05))
+        self._loop.stop(timeout)
 
     # -- one poll ------------------------------------------------------------------------
 

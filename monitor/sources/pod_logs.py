@@ -24,6 +24,7 @@ from kubernetes.client import ApiClient, CoreV1Api
 
 from monitor.facts import Fact, TracebackSeen
 from monitor.rfc3339 import format_rfc3339, parse_rfc3339
+from monitor.sources.polling import PollLoop
 from monitor.tracebacks import LogLine, find_tracebacks
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,7 @@ class PodLogSource:
         self._lock = threading.Lock()
         self._scanned: dict[str, str] = {}  # pod uid -> when it was seen finished
         self._baseline_done = False
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PollLoop(self.poll_once, "pod-logs", poll_interval.total_seconds())
         if cursor:
             self.restore(cursor)
 
@@ -113,19 +113,11 @@ class PodLogSource:
         return self.poll_interval.total_seconds()
 
     def start(self) -> None:
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="pod-logs", daemon=True)
-        self._thread.start()
+        """Poll on a daemon thread until `stop()`."""
+        self._loop.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._stopping.wait(self.poll_once())
+        self._loop.stop(timeout)
 
     def _list_raw(self, namespace: str | None) -> list[Any]:
         kwargs: dict[str, Any] = {
