@@ -46,7 +46,8 @@ class ConfigWatcher:
         self._digest = self._read()
         self._wake = threading.Event()
         self._stopping = threading.Event()
-        self._forced = False
+        self._requested = 0  # reloads asked for (SIGHUP); a counter, so none is lost
+        self._handled = 0
         self._thread: threading.Thread | None = None
 
     def _read(self) -> str:
@@ -61,7 +62,7 @@ class ConfigWatcher:
 
     def trigger(self) -> None:
         """Reload now (SIGHUP), even if nothing changed."""
-        self._forced = True
+        self._requested += 1
         self._wake.set()
 
     def stop(self) -> None:
@@ -74,9 +75,10 @@ class ConfigWatcher:
             self._wake.clear()
             if self._stopping.is_set():
                 return
+            requested = self._requested
             digest = self._read()
-            if digest != self._digest or self._forced:
-                self._digest, self._forced = digest, False
+            if digest != self._digest or requested != self._handled:
+                self._digest, self._handled = digest, requested
                 try:
                     self._on_change()
                 except Exception:

@@ -41,6 +41,7 @@ DEFAULT_STATE_FILE = ".sla-monitor/state.json"
 #: The outbox lives beside the state: file `state-outbox.json`, ConfigMap `<name>-outbox`.
 OUTBOX_SUFFIX = "-outbox"
 STOP_BUDGET_SECONDS = 10.0
+SIGNAL_POLL_SECONDS = 0.2
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -119,7 +120,10 @@ class Daemon:
             self._elector.start()
         else:
             self._start_pipeline()
-        self._stop.wait()
+        # Wake up regularly: the kernel may deliver a signal to another thread, and Python
+        # runs handlers only when the main thread runs, so an untimed wait can miss SIGHUP.
+        while not self._stop.wait(SIGNAL_POLL_SECONDS):
+            pass
         logger.info("stopping")
         watcher.stop()
         with self._lock:
