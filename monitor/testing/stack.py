@@ -26,7 +26,7 @@ import yaml
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.logging_api import FakeCloudLogging
 from monitor.testing.slack_api import FakeSlackApi
-from monitor.testing.wait import wait_until
+from monitor.testing.wait import patient, wait_until
 
 SLACK_TOKEN = "xoxb-local-stack"
 
@@ -91,7 +91,7 @@ class MonitorProcess:
     def get(self, path: str) -> tuple[int, bytes]:
         """GET a path of the daemon's HTTP server: (status, body); (0, b"") if unreachable."""
         try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as response:
+            with urllib.request.urlopen(self.url + path, timeout=patient(2)) as response:
                 return int(response.status), bytes(response.read())
         except urllib.error.HTTPError as error:
             return int(error.code), bytes(error.read())
@@ -117,7 +117,7 @@ class MonitorProcess:
         """SIGTERM and wait; returns the exit code."""
         assert self._process is not None
         self._process.send_signal(signal.SIGTERM)
-        code = self._process.wait(timeout)
+        code = self._process.wait(patient(timeout))
         self._close()
         return code
 

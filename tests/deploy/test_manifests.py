@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import kubernetes_validate
@@ -108,28 +106,31 @@ def test_prometheus_rule_watches_the_watcher() -> None:
 
 
 POLICY_LOCK = DEPLOY / "policy" / "requirements.lock"
+#: checkov's own environment (its pins conflict with the product's), built by .ci/run.
+POLICY_ENV = DEPLOY.parent / ".venv-policy"
 
 
-def policy_environment() -> Path:
-    """A venv with checkov from its own lock (its pins conflict with the product's)."""
-    digest = hashlib.sha256(POLICY_LOCK.read_bytes()).hexdigest()[:12]
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    target = home / "sla-monitor" / f"policy-{digest}"
-    python = target / "bin" / "python"
-    if not (target / "ready").exists():
-        venv.create(target, with_pip=True, clear=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "-r", str(POLICY_LOCK)],
-            check=True,
-            timeout=900,
-        )
-        (target / "ready").write_text("ok")
-    return target / "bin" / "checkov"
+def lock_digest() -> str:
+    return hashlib.sha256(POLICY_LOCK.read_bytes()).hexdigest()
+
+
+def policy_checker() -> Path | None:
+    """checkov from an environment built from the current lock, or None when there is none."""
+    ready = POLICY_ENV / "ready"
+    checkov = POLICY_ENV / "bin" / "checkov"
+    if not ready.exists() or ready.read_text().strip() != lock_digest() or not checkov.exists():
+        return None
+    return checkov
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 15), reason="checkov's pins do not install on 3.15+")
 def test_policy_check_has_no_failures_and_every_skip_is_justified() -> None:
-    checkov = policy_environment()
+    checkov = policy_checker()
+    if checkov is None:
+        pytest.skip(
+            "checkov's environment is absent or older than deploy/policy/requirements.lock; "
+            "`bash .ci/run` builds it in .venv-policy before the tests"
+        )
     result = subprocess.run(
         [
             str(checkov),

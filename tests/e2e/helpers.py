@@ -118,20 +118,44 @@ def spawn_configured(
     lead: float,
     batches: Callable[[datetime], list[dict[str, Any]]],
 ) -> tuple[MonitorProcess, datetime]:
-    """A ready daemon judging `batches(deadline)`, with `deadline` `lead` seconds ahead.
+    """A ready daemon judging `batches(deadline)`, with `deadline` at least `lead` s ahead.
 
     Start-up (mostly imports) can take seconds on a loaded machine, and a first start
     ignores deadlines before it. So the daemon starts on a placeholder batch, and once it
-    is ready the real batches arrive by reload (a batch added by a reload is judged like on
-    a first start, SPEC) with their deadline computed then. `settings` (everything but
-    `batches`) stays the same, so the pipeline is reconfigured, not restarted.
+    is ready the real batches arrive by reload (`reconfigure_ahead`). `settings`
+    (everything but `batches`) stays the same, so the pipeline is reconfigured, not restarted.
     """
     path = stack.write_config({**settings, "batches": [freshness_batch("placeholder", "1d")]})
     daemon = stack.spawn(path)
     daemon.wait_ready()
-    deadline = seconds_ahead(lead)
-    reconfigure(stack, daemon, {**settings, "batches": batches(deadline)})
+    deadline = reconfigure_ahead(stack, daemon, settings, lead, batches)
     return daemon, deadline
+
+
+def reconfigure_ahead(
+    stack: LocalStack,
+    daemon: MonitorProcess,
+    settings: dict[str, Any],
+    lead: float,
+    batches: Callable[[datetime], list[dict[str, Any]]],
+) -> datetime:
+    """Reload to `batches(deadline)` with `deadline` about `lead` s ahead; return `deadline`.
+
+    A batch added by a reload counts only deadlines after the reload (SPEC), so a reload
+    that a busy machine applies after `deadline` would silently drop it. This checks what the
+    daemon reports instead of hoping: every deadline batch must show `deadline` as its next
+    one; if the reload landed too late, it is done again with twice the lead.
+    """
+    for _ in range(4):
+        deadline = seconds_ahead(lead)
+        configured = batches(deadline)
+        reconfigure(stack, daemon, {**settings, "batches": configured})
+        timed = [b["name"] for b in configured if b.get("deadline") == cron_at(deadline)]
+        upcoming = [batch_status(daemon, name)["next_deadline"] for name in timed]
+        if all(u is not None and datetime.fromisoformat(u) == deadline for u in upcoming):
+            return deadline
+        lead *= 2
+    raise AssertionError("the daemon never applied a reload before the deadline it carried")
 
 
 def reconfigure(stack: LocalStack, daemon: MonitorProcess, config: dict[str, Any]) -> None:
@@ -140,4 +164,4 @@ def reconfigure(stack: LocalStack, daemon: MonitorProcess, config: dict[str, Any
     os.replace(staged, stack.workdir / "sla.yaml")
     daemon.signal(signal.SIGHUP)
     names = [batch["name"] for batch in config["batches"]]
-    wait_until(lambda: [b["name"] for b in daemon.status()["batches"]] == names, timeout=5)
+    wait_until(lambda: [b["name"] for b in daemon.status()["batches"]] == names, timeout=20)

@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
-from monitor.testing.wait import wait_until
+from monitor.testing.wait import patient, wait_until
 
 ALERT = re.compile(r"^\d\d:\d\d:\d\d \[(\w+)\] Slack #([\w-]+)")
 DAEMON = re.compile(r"daemon\s+pid (\d+)")
@@ -60,7 +60,7 @@ def gone(pid: int) -> bool:
 
 def test_the_fast_demo_prints_every_scripted_alert_once_and_exits_0() -> None:
     process, output = start_demo()
-    code = process.wait(timeout=90)
+    code = process.wait(timeout=patient(90))
     text = output.text()
     assert code == 0, text
     assert "status page  http://127.0.0.1:" in text
@@ -93,7 +93,7 @@ def test_ctrl_c_ends_the_demo_and_the_daemon_and_removes_its_files() -> None:
         daemon_pid = int(daemon.group(1))
         assert not gone(daemon_pid)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        assert process.wait(timeout=20) == 130
+        assert process.wait(timeout=patient(20)) == 130
     finally:
         if process.poll() is None:
             process.kill()

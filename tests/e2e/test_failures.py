@@ -10,7 +10,7 @@ from typing import Any
 from monitor.testing.kube_workloads import PODS
 from monitor.testing.logging_api import container_entry
 from monitor.testing.stack import LocalStack
-from monitor.testing.wait import wait_until
+from monitor.testing.wait import timing_bound, wait_until
 from tests.e2e.helpers import (
     batch_status,
     deadline_batch,
@@ -63,7 +63,7 @@ def test_job_failures_are_posted_once_with_their_reason(stack: LocalStack) -> No
 
     wait_until(lambda: len(of_kind(stack.slack, "job_failed")) == 4, timeout=5)
     posted = of_kind(stack.slack, "job_failed")
-    assert max(m.arrived for m in posted) - failed_at <= 2.0
+    assert max(m.arrived for m in posted) - failed_at <= timing_bound(2.0)
     expected = {
         "train-1": ("train", "BackoffLimitExceeded"),
         "train-2": ("train", "DeadlineExceeded"),

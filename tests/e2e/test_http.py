@@ -7,14 +7,14 @@ import json
 import time
 from datetime import datetime
 
-from monitor.testing.stack import LocalStack, seconds_ahead
+from monitor.testing.stack import LocalStack
 from monitor.testing.wait import wait_until
 from tests.e2e.helpers import (
     deadline_batch,
     freshness_batch,
     metric,
     of_kind,
-    reconfigure,
+    reconfigure_ahead,
     until,
 )
 
@@ -36,9 +36,13 @@ def test_health_readiness_metrics_status_api_and_page(stack: LocalStack) -> None
     ready = json.loads(daemon.get("/readyz")[1])
     assert ready["ready"] is True
     assert ready["leader"] is True
-    deadline = seconds_ahead(3)
-    batches = [deadline_batch("daily-report", deadline), freshness_batch("feature-refresh", "1h")]
-    reconfigure(stack, daemon, {"batches": batches})
+    deadline = reconfigure_ahead(
+        stack,
+        daemon,
+        {},
+        3,
+        lambda at: [deadline_batch("daily-report", at), freshness_batch("feature-refresh", "1h")],
+    )
 
     stack.kube.jobs.create_job("ml", "feature-refresh-1", cronjob="feature-refresh")
     stack.kube.jobs.fail_job("ml", "feature-refresh-1")

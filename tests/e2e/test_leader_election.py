@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from monitor.testing.stack import LocalStack, MonitorProcess, seconds_ahead
-from monitor.testing.wait import wait_until
+from monitor.testing.wait import timing_bound, wait_until
 from tests.e2e.helpers import (
     deadline_batch,
     duplicates,
@@ -20,8 +20,8 @@ from tests.e2e.helpers import (
 
 NAMESPACE = "monitoring"
 STATE = f"{NAMESPACE}/sla-monitor-state"
-#: Lease duration 15 s, retry period 2 s, plus the new leader's start.
-FAILOVER_LIMIT = 21.0
+#: Lease duration 15 s, retry period 2 s, plus the new leader's start (4 s nominal).
+FAILOVER_LIMIT = 15.0 + 2.0 + timing_bound(4.0)
 
 
 def replicas(stack: LocalStack, config: Any) -> tuple[MonitorProcess, MonitorProcess]:

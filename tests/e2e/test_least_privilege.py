@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from monitor.testing.logging_api import container_entry
-from monitor.testing.stack import LocalStack, cron_at, seconds_ahead
+from monitor.testing.stack import LocalStack, cron_at
 from monitor.testing.wait import wait_until
 from tests.deploy.manifests import RENDERED
-from tests.e2e.helpers import freshness_batch, reconfigure
+from tests.e2e.helpers import freshness_batch, reconfigure_ahead
 
 NAMESPACE = "sla-monitor"
 TRACEBACK = (
@@ -79,13 +79,20 @@ def test_rendered_rbac_is_sufficient_and_minimal(overlay: str, tmp_path: Path) -
         wait_until(lambda: daemon.status()["leader"] is True, timeout=20)
         # The deadline is set once the leader runs (a reload is judged like a first start),
         # so a slow start-up on a loaded machine cannot swallow it.
-        deadline = seconds_ahead(4)
-        nightly = {
-            "name": "nightly",
-            "match": {"namespace": "ml-batch", "cronjob": "nightly"},
-            "deadline": cron_at(deadline),
-        }
-        reconfigure(stack, daemon, {**config, "batches": [nightly]})
+        settings = {key: value for key, value in config.items() if key != "batches"}
+        reconfigure_ahead(
+            stack,
+            daemon,
+            settings,
+            4,
+            lambda at: [
+                {
+                    "name": "nightly",
+                    "match": {"namespace": "ml-batch", "cronjob": "nightly"},
+                    "deadline": cron_at(at),
+                }
+            ],
+        )
 
         stack.kube.jobs.create_job("ml-batch", "nightly-1", cronjob="nightly")
         [pod] = stack.kube.jobs.pods_of("ml-batch", "nightly-1")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from monitor.notify.slack import Notifier
 from monitor.notify.transport import SlackTransport, StdoutTransport, transport_from_env
 from monitor.state import FileStore, StateDocument
 from monitor.testing.slack_api import FakeSlackApi
-from monitor.testing.wait import wait_until
+from monitor.testing.wait import patient, wait_until
 
 TOKEN = "xoxb-test-token"
 AT = datetime(2026, 11, 27, 0, 5, tzinfo=UTC)
@@ -104,7 +105,7 @@ def test_every_kind_is_posted_with_blocks_text_and_exact_metadata(
         Post("monitor_degraded", "", "degraded:kubernetes@t", AT, {"source": "kubernetes"}),
     ]
     assert notifier.submit(posts) == 5
-    assert notifier.flush(10)
+    assert notifier.flush(patient(10))
     assert keys(slack, "recommend") == [missed().key]
     assert keys(slack, "alerts") == [post.key for post in posts[1:]]
     for post in posts:
@@ -125,9 +126,9 @@ def test_every_kind_is_posted_with_blocks_text_and_exact_metadata(
 
 def test_the_same_key_is_never_posted_twice(slack: FakeSlackApi, notifier: Notifier) -> None:
     assert notifier.submit([failure(1), failure(1)]) == 1
-    assert notifier.flush(5)
+    assert notifier.flush(patient(5))
     assert notifier.submit([failure(1)]) == 0
-    assert notifier.flush(5)
+    assert notifier.flush(patient(5))
     assert keys(slack, "alerts") == [failure(1).key]
     assert notifier.health().duplicates_total == 2
 
@@ -137,7 +138,7 @@ def test_a_429_storm_delays_but_loses_nothing_and_keeps_order(
 ) -> None:
     slack.rate_limit(8, retry_after=0)
     notifier.submit([failure(n) for n in range(5)])
-    assert notifier.flush(30)
+    assert notifier.flush(patient(30))
     assert keys(slack, "alerts") == [failure(n).key for n in range(5)]
     assert sum(1 for r in slack.requests if r.status == 429) == 8
 
@@ -145,27 +146,30 @@ def test_a_429_storm_delays_but_loses_nothing_and_keeps_order(
 def test_retry_after_is_honoured(slack: FakeSlackApi, notifier: Notifier) -> None:
     slack.rate_limit(1, retry_after=1)
     notifier.submit([failure(1)])
-    assert notifier.flush(10)
+    assert notifier.flush(patient(10))
     limited = next(r for r in slack.requests if r.status == 429)
     assert slack.messages[0].arrived - limited.arrived >= 1.0
 
 
-@pytest.mark.parametrize("mode", ["reset", "503"])
+@pytest.mark.parametrize(("mode", "refused_with"), [("reset", 0), ("503", 503)])
 def test_an_outage_delays_every_alert_and_delivers_all_in_order_afterwards(
-    slack: FakeSlackApi, notifier: Notifier, mode: str
+    slack: FakeSlackApi, notifier: Notifier, mode: str, refused_with: int
 ) -> None:
-    slack.down_for(2.5, mode)
-    notifier.submit([failure(n, "#errors" if n % 2 else None) for n in range(8)])
-    wait_until(lambda: notifier.health().status == "retrying", timeout=5)
-    during = notifier.health()
-    assert during.status == "retrying"
-    assert during.outbox_depth == 8
-    assert not during.reachable
-    assert notifier.flush(15)
+    outage = 2.5
+    slack.down_for(outage, mode)
+    ends = time.monotonic() + outage
+    assert notifier.submit([failure(n, "#errors" if n % 2 else None) for n in range(8)]) == 8
+    assert notifier.flush(patient(15))
+
+    refused = [r for r in slack.requests if r.status == refused_with]
+    assert refused, "the outage refused no request: the test proved nothing"
+    assert all(r.arrived <= ends for r in refused)
+    assert min(m.arrived for m in slack.messages) >= ends - 0.05  # nothing got through early
     assert keys(slack, "alerts") == [failure(n).key for n in range(0, 8, 2)]
     assert keys(slack, "errors") == [failure(n).key for n in range(1, 8, 2)]
     assert len(slack.messages) == 8
-    assert notifier.health().status == "ok"
+    health = notifier.health()
+    assert (health.status, health.outbox_depth, health.posted_total) == ("ok", 0, 8)
 
 
 def test_unsent_alerts_survive_a_restart_and_are_sent_once(
@@ -185,7 +189,7 @@ def test_unsent_alerts_survive_a_restart_and_are_sent_once(
     reloaded = StateDocument(FileStore(tmp_path / "state.json"))
     second = make_notifier(slack, reloaded)
     assert second.health().outbox_depth == 3
-    assert second.flush(10)
+    assert second.flush(patient(10))
     second.stop()
     assert keys(slack, "alerts") == [failure(n).key for n in range(3)]
 
@@ -200,7 +204,7 @@ def test_recovery_is_a_thread_reply_and_the_alert_is_edited(
 ) -> None:
     alert = missed()
     notifier.submit([alert, recovered(alert)])  # resolved before it was even posted
-    assert notifier.flush(10)
+    assert notifier.flush(patient(10))
     original, reply = slack.messages_in("recommend")
     assert reply.thread_ts == original.ts
     assert reply.payload == {
@@ -221,7 +225,7 @@ def test_a_refused_channel_falls_back_to_the_default_one_saying_so(
     slack: FakeSlackApi, notifier: Notifier
 ) -> None:
     notifier.submit([failure(1, "#quiet"), failure(2, "#no-such-channel")])
-    assert notifier.flush(10)
+    assert notifier.flush(patient(10))
     notes = [str(m.blocks[0]) for m in slack.messages_in("alerts") if m.blocks]
     assert len(notes) == 2
     assert "Meant for #quiet" in notes[0]
@@ -239,7 +243,7 @@ def test_truncated_text_is_accepted_by_slack(slack: FakeSlackApi, notifier: Noti
             Post("job_failed", "b", "job_failed:huge", AT, {"message": huge, "reason": huge}),
         ]
     )
-    assert notifier.flush(10)
+    assert notifier.flush(patient(10))
     assert len(slack.messages) == 2
     assert all("… (truncated)" in json.dumps(m.blocks, ensure_ascii=False) for m in slack.messages)
     assert not [r for r in slack.requests if r.error]
@@ -250,7 +254,7 @@ def test_blocks_slack_refuses_are_resent_as_plain_text(
 ) -> None:
     slack.fail("chat.postMessage", "invalid_blocks")
     notifier.submit([failure(1)])
-    assert notifier.flush(10)
+    assert notifier.flush(patient(10))
     (message,) = slack.messages
     assert message.blocks is None
     assert message.payload["key"] == failure(1).key
@@ -270,7 +274,7 @@ def test_invalid_auth_makes_the_notifier_unhealthy_and_keeps_the_outbox(
     assert any("Slack refused the bot token (invalid_auth)" in r.message for r in caplog.records)
     assert len(document.section("outbox")["pending"]) == 1
     slack.token = TOKEN
-    assert notifier.flush(10)
+    assert notifier.flush(patient(10))
     assert keys(slack, "alerts") == [failure(1).key]
     assert notifier.health().status == "ok"
 
@@ -281,7 +285,7 @@ def test_dry_run_prints_one_json_line_per_alert() -> None:
     notifier.start()
     alert = missed(channel=None)
     notifier.submit([alert, failure(1), alert, recovered(alert)])
-    assert notifier.flush(5)
+    assert notifier.flush(patient(5))
     notifier.stop()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(line["kind"], line["key"]) for line in lines] == [
@@ -320,7 +324,7 @@ def test_untrusted_text_never_reaches_slack_as_a_mention(untrusted: str) -> None
                 Post("traceback", "b", "traceback:k", AT, details, mention=MENTION),
             ]
         )
-        assert notifier.flush(10)
+        assert notifier.flush(patient(10))
         notifier.stop()
         assert len(slack.messages) == 2
         for message in slack.messages:

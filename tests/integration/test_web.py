@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.engine import Engine
 from monitor.facts import CLOUD_LOGGING, KUBERNETES, SourceHealth
 from monitor.metrics import Metrics
+from monitor.testing.wait import patient
 from monitor.web import (
     LatestStatus,
     OnDemandStatus,
@@ -350,7 +351,7 @@ def test_concurrent_readers_while_snapshots_are_replaced(served: Served) -> None
     for _ in range(50):
         served.publish(engine)
     for reader in readers:
-        reader.join(timeout=20)
+        reader.join(timeout=patient(20))
     assert not any(reader.is_alive() for reader in readers)
     assert failures == []
 
