@@ -181,6 +181,7 @@ class DeadlineTrack:
                         "deadline": iso(self.rule.cron.local(miss.deadline)),
                         "completed_at": iso(at),
                         "late_seconds": int((at - miss.deadline).total_seconds()),
+                        "timezone": self.rule.cron.tz.key,
                         "job_uid": uid,
                     },
                 )

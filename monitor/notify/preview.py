@@ -11,11 +11,11 @@ import html
 import json
 import re
 import sys
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-from monitor.facts import Action, Post, Resolve
+from monitor.facts import Post
+from monitor.notify.examples import examples
 from monitor.notify.render import (
     Message,
     RenderSettings,
@@ -24,116 +24,30 @@ from monitor.notify.render import (
     render_resolved,
 )
 
-_AT = datetime(2026, 11, 27, 0, 5, tzinfo=UTC)
 _BUILDER = "https://app.slack.com/block-kit-builder/#"
 
-
-def examples() -> list[tuple[str, Action]]:
-    """One realistic action per kind (and the resolution of a missed deadline)."""
-    missed = Post(
-        "missed_deadline",
-        "recommend-daily",
-        "recommend-daily@2026-11-27T09:00:00+09:00",
-        _AT,
-        {
-            "deadline": "2026-11-27T09:00:00+09:00",
-            "window_start": "2026-11-26T09:05:00+09:00",
-            "window_end": "2026-11-27T09:05:00+09:00",
-            "grace_seconds": 300,
-            "timezone": "Asia/Tokyo",
-            "last_success": "2026-11-26T08:41:12+09:00",
-        },
-        channel="#recommend",
-        mention="<!subteam^S0123>",
-    )
-    job = {"namespace": "ml-batch", "job": "recommend-daily-29399", "cronjob": "recommend-daily"}
-    return [
-        ("missed_deadline", missed),
-        (
-            "stale",
-            Post(
-                "stale",
-                "feature-refresh",
-                "stale:feature-refresh@2026-11-27T00:31:00+00:00",
-                _AT,
-                {
-                    "last_success": "2026-11-27T00:01:00+00:00",
-                    "freshness_seconds": 1800,
-                    "stale_since": "2026-11-27T00:31:00+00:00",
-                },
-            ),
-        ),
-        (
-            "job_failed",
-            Post(
-                "job_failed",
-                "recommend-daily",
-                "job_failed:ml-batch/recommend-daily-29399@0d4f",
-                _AT,
-                {
-                    **job,
-                    "uid": "0d4f9c1e-7a3b-4c55-9e0a-2b1f6f1f2a10",
-                    "reason": "BackoffLimitExceeded",
-                    "message": "Job has reached the specified backoff limit",
-                    "failed_at": "2026-11-27T00:03:00+00:00",
-                },
-            ),
-        ),
-        (
-            "traceback",
-            Post(
-                "traceback",
-                "recommend-daily",
-                "traceback:ml-batch/recommend-daily-29399-x7k2p/main@2026-11-27T00:02:30+00:00",
-                _AT,
-                {
-                    **job,
-                    "pod": "recommend-daily-29399-x7k2p",
-                    "container": "main",
-                    "first_line": "Traceback (most recent call last):",
-                    "final_line": "KeyError: 'user_id'",
-                    "time": "2026-11-27T00:02:30+00:00",
-                },
-            ),
-        ),
-        (
-            "monitor_degraded",
-            Post(
-                "monitor_degraded",
-                "",
-                "degraded:kubernetes@2026-11-27T00:00:00+00:00",
-                _AT,
-                {
-                    "source": "kubernetes",
-                    "since": "2026-11-27T00:00:00+00:00",
-                    "detail": "connection refused",
-                },
-            ),
-        ),
-        (
-            "recovered",
-            Resolve(
-                missed.key,
-                "missed_deadline",
-                "recommend-daily",
-                _AT + timedelta(minutes=47),
-                {
-                    "deadline": "2026-11-27T09:00:00+09:00",
-                    "completed_at": "2026-11-27T09:47:00+09:00",
-                    "late_seconds": 2820,
-                    "namespace": "ml-batch",
-                    "job": "recommend-daily-29400",
-                },
-            ),
-        ),
-    ]
+#: The previewed messages, in reading order (names from `monitor.notify.examples`).
+_SHOWN = (
+    "missed_deadline",
+    "missed_deadline_never_succeeded",
+    "stale",
+    "job_failed",
+    "traceback",
+    "monitor_degraded",
+    "config_rejected",
+    "recovered_missed_deadline",
+    "recovered_monitor_degraded",
+)
 
 
 def rendered(settings: RenderSettings) -> list[tuple[str, Message]]:
-    """Each example as posted; a resolution shows its reply and the edited alert."""
+    """Each engine-made example as posted; a resolution shows its reply and the edited alert."""
+    made = examples()
+    alerts = {action.key: action for action in made.values() if isinstance(action, Post)}
     messages: list[tuple[str, Message]] = []
-    alerts = {action.key: action for _, action in examples() if isinstance(action, Post)}
-    for title, action in examples():
+    for name in _SHOWN:
+        action = made[name]
+        title = name.replace("_", " ")
         if isinstance(action, Post):
             messages.append((title, render_post(action, settings)))
         else:

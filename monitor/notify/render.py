@@ -354,7 +354,8 @@ def render_post(post: Post, settings: RenderSettings) -> Message:
 
 def _recovery_summary(resolve: Resolve) -> str:
     d = resolve.details
-    at = _when(d.get("completed_at") or d.get("back_at") or resolve.at.isoformat())
+    zone = d.get("timezone")
+    at = _when(d.get("completed_at") or d.get("back_at") or resolve.at.isoformat(), zone)
     if resolve.kind == "monitor_degraded":
         if d.get("source") == "config":
             return f"the config was reloaded successfully at {at}"
@@ -363,7 +364,7 @@ def _recovery_summary(resolve: Resolve) -> str:
     if isinstance(d.get("late_seconds"), int):
         summary += f", *{_duration(d['late_seconds'])} late*"
     if d.get("deadline"):
-        summary += f" (deadline {_when(d['deadline'])})"
+        summary += f" (deadline {_when(d['deadline'], zone)})"
     if d.get("job"):
         summary += f" — Job `{_name(d.get('namespace'))}/{_name(d['job'])}`"
     return summary

@@ -144,7 +144,8 @@ def reconfigure_ahead(
     A batch added by a reload counts only deadlines after the reload (SPEC), so a reload
     that a busy machine applies after `deadline` would silently drop it. This checks what the
     daemon reports instead of hoping: every deadline batch must show `deadline` as its next
-    one; if the reload landed too late, it is done again with twice the lead.
+    one, and at least half the lead must be left for the test to act before it; if the
+    reload landed too late, it is done again with twice the lead.
     """
     for _ in range(4):
         deadline = seconds_ahead(lead)
@@ -152,7 +153,8 @@ def reconfigure_ahead(
         reconfigure(stack, daemon, {**settings, "batches": configured})
         timed = [b["name"] for b in configured if b.get("deadline") == cron_at(deadline)]
         upcoming = [batch_status(daemon, name)["next_deadline"] for name in timed]
-        if all(u is not None and datetime.fromisoformat(u) == deadline for u in upcoming):
+        landed = all(u is not None and datetime.fromisoformat(u) == deadline for u in upcoming)
+        if landed and (deadline - now()).total_seconds() >= lead / 2:
             return deadline
         lead *= 2
     raise AssertionError("the daemon never applied a reload before the deadline it carried")
