@@ -165,6 +165,10 @@ class SlackDefaults(_Strict):
 
     channel: str | None = Field(None, description="Default channel for every alert.")
     token_env: str = Field("SLACK_BOT_TOKEN", description="Env var holding the bot token.")
+    remind: Duration = Field(
+        timedelta(hours=24),
+        description="An open incident is re-announced this often (0: never).",
+    )
 
 
 class KubernetesSettings(_Strict):

@@ -1,39 +1,30 @@
-"""One deadline batch's judgement, replayed on a merged timeline so order never matters.
+"""One deadline batch's judgement: Dk is met iff some success completed inside its window.
 
-Facts arrive in any order and more than once, but the outcome must be a function of the
-*set* of completions the sources have delivered. So this track keeps completions pending
-until the horizon (min of now and the Kubernetes watermark) passes them, then walks the
-timeline in time order, merging two kinds of points:
+The window of Dk is `(Dk - window, Dk + grace]`, or `(Dk-1 + grace, Dk + grace]`. One
+completion meets every deadline whose window holds it, and nothing is "consumed", so the
+outcome is a function of the *set* of known successes: the order and repetition in which
+sources deliver them cannot matter, and a reload can re-judge from the same successes.
 
-* a successful completion at `t`: if a `missed_deadline` alert is open, it resolves all
-  open alerts (`recovered`) and counts for nothing else; otherwise it satisfies the earliest
-  undecided, unsatisfied deadline whose window holds `t` (or is dropped);
-* a decision point `Dk + grace`: `Dk` is satisfied, or it is alerted.
-
-On a tie a completion goes first: windows are closed at `Dk + grace`. A completion that
-arrives with `t` already behind the walked timeline (a source broke its watermark promise,
-or the batch just started) still resolves open alerts whose window began before it, or
-satisfies an undecided deadline whose window holds it.
+Dk is decided once the horizon (min of now and the run sources' watermark) reaches
+Dk + grace. Successes and decision points are walked in time order (a success first on a
+tie) only for what depends on order: incidents. Misses found in one walk are coalesced —
+the first opens an incident (one post), the rest edit it — and a success after the
+incident's first miss resolves it (and still meets every window that holds it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from monitor.facts import Action, Post, Resolve
+from monitor.facts import Action, Post
+from monitor.incidents import Incident
 from monitor.schedule import NEVER, DeadlineRule, iso, parse_instant, parse_iso
 
-_TICK = timedelta(microseconds=1)
-
-
-@dataclass
-class OpenMiss:
-    """A posted `missed_deadline` alert still waiting for a late completion."""
-
-    deadline: datetime
-    window_start: datetime
+#: Successes kept beyond what an undecided window needs, so that a reload that widens a
+#: window (or re-times the batch) re-judges from the recent ones.
+KEPT_SUCCESSES = 20
 
 
 @dataclass
@@ -44,10 +35,8 @@ class DeadlineTrack:
     rule: DeadlineRule
     decided_through: datetime
     walked_to: datetime
-    pending: dict[str, datetime] = field(default_factory=dict)
-    consumed: dict[str, datetime] = field(default_factory=dict)
-    satisfied: dict[datetime, str] = field(default_factory=dict)
-    open: dict[str, OpenMiss] = field(default_factory=dict)
+    successes: dict[str, datetime] = field(default_factory=dict)
+    incident: Incident | None = None
     last_success: datetime | None = None
     _upcoming: datetime | None = field(default=None, repr=False, compare=False)
 
@@ -60,133 +49,143 @@ class DeadlineTrack:
 
     @classmethod
     def starting(cls, batch: str, rule: DeadlineRule, at: datetime) -> DeadlineTrack:
-        """A batch judged from `at` on: no deadline at or before `at` is ever alerted.
+        """A batch judged from `at` on: only deadlines whose Dk + grace is after `at` count.
 
-        Completions are walked from the first undecided window's start, so ones that
-        happened shortly before `at` still satisfy the first deadline after it.
+        Successes already known (a reload) or delivered later (a relist) that lie in the
+        first windows still count: nothing before `at` is forgotten, only not alerted.
         """
-        first = rule.cron.next_after(at)
-        first_window_start, _ = rule.window_of(first)
-        track = cls(
-            batch=batch, rule=rule, decided_through=at, walked_to=min(at, first_window_start)
+        first = rule.cron.next_after(at - rule.grace)
+        return cls(
+            batch=batch,
+            rule=rule,
+            decided_through=rule.cron.previous_before(first),
+            walked_to=at,
+            _upcoming=first,
         )
-        track._upcoming = first
-        return track
+
+    def retimed(self, rule: DeadlineRule) -> DeadlineTrack:
+        """This batch under a new rule (grace, window, zone, cron): deadlines already decided
+        stay decided, known successes and the open incident are kept, and only deadlines
+        not yet decided are judged under the new rule."""
+        return DeadlineTrack(
+            batch=self.batch,
+            rule=rule,
+            decided_through=self.decided_through,
+            walked_to=self.walked_to,
+            successes=dict(self.successes),
+            incident=self.incident,
+            last_success=self.last_success,
+        )
 
     # -- facts -----------------------------------------------------------------------
 
     def completed(self, uid: str, at: datetime) -> list[Action]:
-        """A successful completion of a Job of this batch (any number of times)."""
-        if uid in self.consumed:
+        """A successful completion of a run of this batch (any number of times)."""
+        known = self.successes.get(uid)
+        if known is not None and known <= at:
             return []
-        if at > self.walked_to:
-            known = self.pending.get(uid)
-            self.pending[uid] = at if known is None else min(known, at)
-            return []
-        return self._late(uid, at)
+        self.successes[uid] = at
+        if self.last_success is None or at > self.last_success:
+            self.last_success = at
+        if at <= self.walked_to:  # behind the walk: a relist, or a source that broke its promise
+            return self._recover(at, uid)
+        return []
 
     def advance(self, horizon: datetime) -> list[Action]:
         """Walk the timeline up to `horizon`: every point at or before it is final."""
-        if horizon <= self.walked_to:
-            return []
         rule = self.rule
+        ahead = sorted((at, uid) for uid, at in self.successes.items() if self.walked_to < at)
+        ahead = [(at, uid) for at, uid in ahead if at <= horizon]
         actions: list[Action] = []
-        if self.pending:
-            due = sorted((at, uid) for uid, at in self.pending.items() if at <= horizon)
-            for at, uid in due:
-                while rule.decision_instant(self.upcoming) < at:
-                    actions += self._decide(self.upcoming)
-                del self.pending[uid]
-                actions += self._place(uid, at)
-        while rule.decision_instant(self.upcoming) <= horizon:
-            actions += self._decide(self.upcoming)
-        self.walked_to = horizon
+        misses: list[datetime] = []
+        index = 0
+        previous: datetime | None = None  # the deadline judged just before, in this walk
+        while (decision := rule.decision_instant(self.upcoming)) <= horizon:
+            while index < len(ahead) and ahead[index][0] <= decision:
+                actions += self._missed(misses) + self._recover(*ahead[index])
+                index += 1
+            deadline = self.upcoming
+            self.decided_through = deadline
+            if not self._met(deadline, previous):
+                misses.append(deadline)
+            previous = deadline
+        for at, uid in ahead[index:]:
+            actions += self._missed(misses) + self._recover(at, uid)
+        actions += self._missed(misses)
+        self.walked_to = max(self.walked_to, horizon)
         return actions
 
     # -- the rules ---------------------------------------------------------------------
 
-    def _place(self, uid: str, at: datetime) -> list[Action]:
-        self._consume(uid, at)
-        if self.open:
-            return self._resolve(list(self.open), at, uid)
-        deadline = self._earliest_open_window(at)
-        if deadline is not None:
-            self.satisfied[deadline] = uid
-        return []
-
-    def _late(self, uid: str, at: datetime) -> list[Action]:
-        self._consume(uid, at)
-        older = [key for key, miss in self.open.items() if miss.window_start < at]
-        if older:
-            return self._resolve(older, at, uid)
-        deadline = self._earliest_open_window(at)
-        if deadline is not None:
-            self.satisfied[deadline] = uid
-        return []
-
-    def _consume(self, uid: str, at: datetime) -> None:
-        self.consumed[uid] = at
-        if self.last_success is None or at > self.last_success:
-            self.last_success = at
-
-    def _earliest_open_window(self, at: datetime) -> datetime | None:
-        """The earliest undecided, unsatisfied deadline whose window holds `at`."""
+    def _met(self, deadline: datetime, previous: datetime | None = None) -> bool:
+        """Whether a known success lies in the window of `deadline`; `previous` (the
+        deadline just before it, when known) spares a backwards cron walk."""
         rule = self.rule
-        candidate = rule.cron.next_after(max(self.decided_through, at - rule.grace - _TICK))
-        while True:
-            start, end = rule.window_of(candidate)
-            if start >= at:
-                return None
-            if at <= end and candidate not in self.satisfied:
-                return candidate
-            candidate = rule.cron.next_after(candidate)
+        if previous is not None and rule.window is None:
+            start, end = previous + rule.grace, deadline + rule.grace
+        else:
+            start, end = rule.window_of(deadline)
+        return any(start < at <= end for at in self.successes.values())
 
-    def _decide(self, deadline: datetime) -> list[Action]:
-        rule = self.rule
-        self.decided_through = deadline
-        if self.satisfied.pop(deadline, None) is not None:
+    def _missed(self, deadlines: list[datetime]) -> list[Action]:
+        """Open the incident with the first of `deadlines`, or edit it; empties the list."""
+        if not deadlines:
             return []
-        start, end = rule.window_of(deadline)
-        local = rule.cron.local
-        key = f"{self.batch}@{iso(local(deadline))}"
-        self.open[key] = OpenMiss(deadline=deadline, window_start=start)
+        missed = list(deadlines)
+        deadlines.clear()
+        if self.incident is not None:
+            return [self.incident.grown(missed, self._details(self.incident.first))]
+        first = missed[0]
+        self.incident = Incident(
+            kind="missed_deadline",
+            batch=self.batch,
+            key=self.key_of(first),
+            opened_at=self.rule.decision_instant(first),
+            first=first,
+            latest=missed[-1],
+            missed=len(missed),
+            zone=self.rule.cron.tz.key,
+        )
+        details = {**self._details(first), **self.incident.summary()}
         return [
             Post(
                 kind="missed_deadline",
                 batch=self.batch,
-                key=key,
-                at=end,
-                details={
-                    "deadline": iso(local(deadline)),
-                    "window_start": iso(local(start)),
-                    "window_end": iso(local(end)),
-                    "grace_seconds": int(rule.grace.total_seconds()),
-                    "timezone": rule.cron.tz.key,
-                    "last_success": iso(self.last_success),
-                },
+                key=self.incident.key,
+                at=self.incident.opened_at,
+                details=details,
             )
         ]
 
-    def _resolve(self, keys: list[str], at: datetime, uid: str) -> list[Action]:
-        actions: list[Action] = []
-        for key in sorted(keys, key=lambda k: self.open[k].deadline):
-            miss = self.open.pop(key)
-            actions.append(
-                Resolve(
-                    key=key,
-                    kind="missed_deadline",
-                    batch=self.batch,
-                    at=at,
-                    details={
-                        "deadline": iso(self.rule.cron.local(miss.deadline)),
-                        "completed_at": iso(at),
-                        "late_seconds": int((at - miss.deadline).total_seconds()),
-                        "timezone": self.rule.cron.tz.key,
-                        "job_uid": uid,
-                    },
-                )
-            )
-        return actions
+    def _recover(self, at: datetime, uid: str) -> list[Action]:
+        incident = self.incident
+        if incident is None or at <= incident.opened_at:
+            return []
+        self.incident = None
+        local = self.rule.cron.local
+        details = {
+            "deadline": iso(local(incident.latest)),
+            "first_deadline": iso(local(incident.first)),
+            "timezone": self.rule.cron.tz.key,
+            "job_uid": uid,
+        }
+        return [incident.resolved(local(at), details)]
+
+    def key_of(self, deadline: datetime) -> str:
+        return f"{self.batch}@{iso(self.rule.cron.local(deadline))}"
+
+    def _details(self, deadline: datetime) -> dict[str, Any]:
+        rule = self.rule
+        local = rule.cron.local
+        start, end = rule.window_of(deadline)
+        return {
+            "deadline": iso(local(deadline)),
+            "window_start": iso(local(start)),
+            "window_end": iso(local(end)),
+            "grace_seconds": int(rule.grace.total_seconds()),
+            "timezone": rule.cron.tz.key,
+            "last_success": iso(local(self.last_success) if self.last_success else None),
+        }
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -195,40 +194,40 @@ class DeadlineTrack:
 
     def due(self) -> datetime:
         """The earliest horizon at which `advance` has something to do."""
-        return min(self.next_decision(), min(self.pending.values(), default=NEVER))
+        ahead = (at for at in self.successes.values() if at > self.walked_to)
+        return min(self.next_decision(), min(ahead, default=NEVER))
+
+    def met_upcoming(self) -> bool:
+        """Whether a known success already meets the first undecided deadline."""
+        return self._met(self.upcoming)
 
     def prune(self) -> None:
-        """Forget consumed completions that can no longer resolve or satisfy anything."""
-        first_start, _ = self.rule.window_of(self.upcoming)
-        floor = min([first_start, *(miss.window_start for miss in self.open.values())])
-        self.consumed = {uid: at for uid, at in self.consumed.items() if at >= floor}
+        """Forget successes no undecided window can hold, beyond the most recent few."""
+        floor, _ = self.rule.window_of(self.upcoming)
+        recent = sorted(self.successes.items(), key=lambda item: item[1])[-KEPT_SUCCESSES:]
+        kept = {uid for uid, _ in recent}
+        self.successes = {
+            uid: at for uid, at in self.successes.items() if at > floor or uid in kept
+        }
 
     def to_json(self) -> dict[str, Any]:
         return {
             "decided_through": iso(self.decided_through),
             "walked_to": iso(self.walked_to),
-            "pending": {uid: iso(at) for uid, at in self.pending.items()},
-            "consumed": {uid: iso(at) for uid, at in self.consumed.items()},
-            "satisfied": {iso(deadline): uid for deadline, uid in self.satisfied.items()},
-            "open": {
-                key: [iso(miss.deadline), iso(miss.window_start)] for key, miss in self.open.items()
-            },
+            "successes": {uid: iso(at) for uid, at in self.successes.items()},
+            "incident": self.incident.to_json() if self.incident else None,
             "last_success": iso(self.last_success),
         }
 
     @classmethod
     def from_json(cls, batch: str, rule: DeadlineRule, data: dict[str, Any]) -> DeadlineTrack:
+        incident = data.get("incident")
         return cls(
             batch=batch,
             rule=rule,
             decided_through=parse_instant(data["decided_through"]),
             walked_to=parse_instant(data["walked_to"]),
-            pending={uid: parse_instant(at) for uid, at in data["pending"].items()},
-            consumed={uid: parse_instant(at) for uid, at in data["consumed"].items()},
-            satisfied={parse_instant(d): uid for d, uid in data["satisfied"].items()},
-            open={
-                key: OpenMiss(deadline=parse_instant(d), window_start=parse_instant(s))
-                for key, (d, s) in data["open"].items()
-            },
+            successes={uid: parse_instant(at) for uid, at in data["successes"].items()},
+            incident=Incident.from_json(batch, incident) if incident else None,
             last_success=parse_iso(data["last_success"]),
         )

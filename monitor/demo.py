@@ -336,6 +336,9 @@ def run_demo(*, fast: bool = False, keep: bool = False) -> int:
     console = Console(sys.stdout)
     workdir = Path(tempfile.mkdtemp(prefix="sla-monitor-demo-"))
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    # Ctrl-C must work even when the demo was started with SIGINT ignored (a background job
+    # of a non-interactive shell inherits that, and Python then leaves it ignored).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     demo = Demo(pace, console, workdir)
     try:
         return demo.run()
@@ -348,6 +351,7 @@ def run_demo(*, fast: bool = False, keep: bool = False) -> int:
     finally:
         demo.close()
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         if keep:
             console.line(f"Kept the demo's files in {workdir}")
         else:

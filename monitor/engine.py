@@ -26,10 +26,12 @@ from monitor.facts import (
     Action,
     ConfigRejected,
     ConfigReplaced,
+    Edit,
     Fact,
     JobGone,
     JobSeen,
     Post,
+    Remind,
     Resolve,
     SourceHealth,
     Tick,
@@ -37,6 +39,7 @@ from monitor.facts import (
     Watermark,
 )
 from monitor.freshness import FreshnessTrack
+from monitor.incidents import Incident
 from monitor.matching import BatchIndex, JobIdentity
 from monitor.schedule import NEVER, format_duration, iso, parse_instant
 
@@ -44,6 +47,12 @@ STATE_VERSION = 1
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
 _CLOCK_RESOLUTION = timedelta(seconds=1)
 _HISTORY_LENGTH = 200
+#: A Kubernetes view this far behind the clock is lagging; a stall is reported once this
+#: process has seen it lag for `_LAG_CONFIRMATION` and for more than `health.degraded_after`.
+_LAG_TOLERANCE = timedelta(seconds=10)
+_LAG_CONFIRMATION = timedelta(seconds=30)
+#: Successes of any Job remembered for batches that a reload adds.
+_RECENT_SUCCESSES = 20_000
 ZERO = timedelta(0)
 _EPSILON = timedelta(milliseconds=1)
 #: A deadline this close, not yet met, shows the batch as "due".
@@ -62,10 +71,17 @@ def schedule_signature(config: Config, batch: Batch) -> str:
 
 @dataclasses.dataclass
 class SourceState:
+    """What the engine knows of one source's reachability.
+
+    `trusted` is False for health restored from saved state: an outage the previous
+    process saw says nothing about this one until this process has tried the source.
+    """
+
     reachable: bool
     last_contact: datetime
     detail: str
     degraded_key: str | None = None
+    trusted: bool = True
 
 
 class Engine:
@@ -88,11 +104,15 @@ class Engine:
         self.last_failure: dict[str, datetime] = {}
         self.sources: dict[str, SourceState] = {}
         self.config_degraded_key: str | None = None
+        self.watermark_stall_key: str | None = None
+        self._lagging_since: datetime | None = None
         self.history: list[dict[str, str]] = []
         self.config = config
         self._index = BatchIndex(config.batches)
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
+        self._recent: dict[str, JobSeen] = {}
+        self._queued: list[Action] = []
         self._reconcile(config, started_at)
 
     # -- input ---------------------------------------------------------------------------
@@ -107,10 +127,15 @@ class Engine:
             case Watermark(source=source, seen_up_to=seen):
                 if source not in self.watermarks or seen > self.watermarks[source]:
                     self.watermarks[source] = seen
-                actions = self._advance()
+                actions = self._advance() + self._check_watermark()
             case Tick(now=now):
                 self.now = max(self.now, now)
-                actions = self._advance() + self._check_sources()
+                actions = (
+                    self._advance()
+                    + self._check_sources()
+                    + self._check_watermark()
+                    + self._reminders()
+                )
             case SourceHealth():
                 actions = self._source_health(fact)
             case ConfigReplaced(config=config, at=at):
@@ -119,6 +144,8 @@ class Engine:
                 actions = self._config_rejected(fact)
             case JobGone():
                 actions = []  # A completion already seen still counts; nothing to do.
+        if self._queued:
+            actions, self._queued = self._queued + actions, []
         return self._record(actions)
 
     def handle_all(self, facts: Iterable[Fact]) -> list[Action]:
@@ -131,19 +158,37 @@ class Engine:
         batches = self._index.batches_for(identity)
         actions: list[Action] = []
         if job.outcome == "succeeded" and job.completion_time is not None:
+            self._remember_success(job)
             for batch in batches:
                 actions += self._completed(batch, job.uid, job.completion_time)
         elif job.outcome == "failed":
-            failed_at = job.failed_at or self.now
+            # A failure without its own time is placed at the Job's start, never at "now":
+            # an old failure seen again after a restart must not look new.
+            failed_at = job.failed_at or job.start_time or job.created_at or self.now
             for batch in batches:
                 self._note_failure(batch.name, failed_at)
-            actions += self._job_failed(job, batches[0] if batches else None, failed_at)
+            actions += self._job_failed(job, self._alerting(batches, "job_failed"), failed_at)
         return actions
+
+    def _alerting(self, batches: list[Batch], kind: str) -> Batch | None:
+        """The batch a failure signal is alerted as: the first (config order) whose switch
+        for `kind` is on; the first match when none is (its switch then silences it)."""
+        return next(
+            (b for b in batches if getattr(b.notify, kind)), batches[0] if batches else None
+        )
 
     def _completed(self, batch: Batch, uid: str, at: datetime) -> list[Action]:
         actions = self.tracks[batch.name].completed(uid, at)
         self._schedule(batch.name)
         return actions
+
+    def _remember_success(self, job: JobSeen) -> None:
+        """Keep recent successes of any Job (in memory only: a restart relists them), so a
+        batch added by a reload sees runs that completed before it was added."""
+        self._recent[job.uid] = job
+        if len(self._recent) > _RECENT_SUCCESSES:
+            for uid in list(self._recent)[: len(self._recent) - _RECENT_SUCCESSES]:
+                del self._recent[uid]
 
     def _note_failure(self, batch: str, at: datetime) -> None:
         if batch not in self.last_failure or at > self.last_failure[batch]:
@@ -181,7 +226,7 @@ class Engine:
             batches = self._index.batches_for(identity)
             for matched in batches:
                 self._note_failure(matched.name, seen.time)
-            batch = batches[0] if batches else None
+            batch = self._alerting(batches, "traceback")
         if self._too_old(seen.time) or not self._notify(batch, "traceback"):
             return []
         return [
@@ -252,8 +297,21 @@ class Engine:
         instants = [self._heap[0][0]] if self._heap else []
         degraded_after = self.config.health.degraded_after
         for state in self.sources.values():
-            if not state.reachable and state.degraded_key is None:
+            if not state.reachable and state.degraded_key is None and state.trusted:
                 instants.append(state.last_contact + degraded_after + _EPSILON)
+        seen = self.watermarks.get(KUBERNETES)
+        api = self.sources.get(KUBERNETES)
+        watching = api is not None and api.reachable and api.trusted
+        if seen is not None and watching and self.watermark_stall_key is None:
+            lag_due = seen + degraded_after + _EPSILON
+            if self._lagging_since is not None:
+                lag_due = max(lag_due, self._lagging_since + _LAG_CONFIRMATION)
+            instants.append(lag_due)
+        every = self.config.slack.remind
+        for incident in self._incidents():
+            reminder = incident.next_reminder(every)
+            if reminder is not None:
+                instants.append(reminder)
         found = min(instants, default=NEVER)
         return None if found == NEVER else found
 
@@ -265,7 +323,7 @@ class Engine:
             state = self.sources[health.source] = SourceState(
                 health.reachable, health.last_contact, health.detail
             )
-        state.reachable, state.detail = health.reachable, health.detail
+        state.reachable, state.detail, state.trusted = health.reachable, health.detail, True
         state.last_contact = max(state.last_contact, health.last_contact)
         if health.reachable and state.degraded_key is not None:
             key, state.degraded_key = state.degraded_key, None
@@ -285,7 +343,9 @@ class Engine:
         degraded_after = self.config.health.degraded_after
         for source, state in sorted(self.sources.items()):
             due = state.last_contact + degraded_after
-            if state.reachable or state.degraded_key is not None or self.now <= due:
+            if state.reachable or state.degraded_key is not None or not state.trusted:
+                continue
+            if self.now <= due:
                 continue
             state.degraded_key = f"degraded:{source}@{iso(state.last_contact)}"
             actions.append(
@@ -301,6 +361,77 @@ class Engine:
                     },
                 )
             )
+        return actions
+
+    def _lag_reference(self) -> datetime | None:
+        """The Kubernetes watermark, when the view lags while the API is reachable and this
+        process has seen the lag last (None: no lag worth reporting, or the question does not
+        arise: no view yet, or the API is unreachable, which `_check_sources` reports).
+
+        The lag must have been observed by this process for `_LAG_CONFIRMATION`, so a
+        process resumed after a pause (or a restart) does not page for the second it takes
+        the watch to catch up.
+        """
+        seen = self.watermarks.get(KUBERNETES)
+        state = self.sources.get(KUBERNETES)
+        if seen is None or state is None or not state.reachable or not state.trusted:
+            self._lagging_since = None
+            return None
+        if self.now - seen <= _LAG_TOLERANCE:
+            self._lagging_since = None
+            return None
+        if self._lagging_since is None:
+            self._lagging_since = self.now
+        if self.now - self._lagging_since < _LAG_CONFIRMATION:
+            return None
+        return seen
+
+    def _check_watermark(self) -> list[Action]:
+        """`monitor_degraded` while the Kubernetes view lags real time by more than
+        `health.degraded_after` with the API reachable (a stalled watch); resolved when it
+        catches up."""
+        degraded_after = self.config.health.degraded_after
+        seen = self._lag_reference()
+        if self.watermark_stall_key is not None:
+            current = self.watermarks.get(KUBERNETES)
+            if current is None or self.now - current > degraded_after:
+                return []
+            key, self.watermark_stall_key = self.watermark_stall_key, None
+            return [
+                Resolve(
+                    key=key,
+                    kind="monitor_degraded",
+                    batch="",
+                    at=self.now,
+                    details={"source": "kubernetes-watermark", "back_at": iso(self.now)},
+                )
+            ]
+        if seen is None or self.now - seen <= degraded_after:
+            return []
+        self.watermark_stall_key = f"degraded:kubernetes-watermark@{iso(seen)}"
+        return [
+            Post(
+                kind="monitor_degraded",
+                batch="",
+                key=self.watermark_stall_key,
+                at=self.now,
+                details={
+                    "source": "kubernetes-watermark",
+                    "since": iso(seen),
+                    "detail": "the Kubernetes API answers but the Job watch has stopped "
+                    "moving; deadline decisions wait for it",
+                },
+            )
+        ]
+
+    def _incidents(self) -> list[Incident]:
+        return [track.incident for track in self.tracks.values() if track.incident is not None]
+
+    def _reminders(self) -> list[Action]:
+        every = self.config.slack.remind
+        actions: list[Action] = []
+        for incident in self._incidents():
+            actions += incident.reminder(self.now, every)
         return actions
 
     # -- config ----------------------------------------------------------------------------
@@ -324,10 +455,10 @@ class Engine:
         ]
 
     def _replace_config(self, config: Config, at: datetime) -> list[Action]:
+        at = max(at, self.now)  # a reload is never placed behind what was already judged
         self.config = config
         self._index = BatchIndex(config.batches)
-        self._reconcile(config, at)
-        actions: list[Action] = []
+        actions = self._reconcile(config, at)
         if self.config_degraded_key is not None:
             actions.append(
                 Resolve(
@@ -341,40 +472,64 @@ class Engine:
             self.config_degraded_key = None
         return actions + self._advance()
 
-    def _reconcile(self, config: Config, at: datetime) -> None:
-        """Keep unchanged batches; start added or re-timed ones at `at`; drop removed ones.
+    def _reconcile(self, config: Config, at: datetime) -> list[Action]:
+        """Re-judge every batch from what is known under the new config.
 
-        A re-timed deadline batch keeps its open alerts (a late completion still resolves
-        them) and, through the posted-key log, never alerts a key twice.
+        Unchanged batches are kept as they are. A re-timed deadline batch keeps its decided
+        deadlines, known successes and open incident, and judges under the new rule only
+        deadlines not yet decided; a new freshness bound keeps the last success and the open
+        incident. An added batch is judged like a first start, from the successes already
+        seen. A removed batch, or one that changed kind, has its open incident closed.
         """
         tracks: dict[str, Track] = {}
         signatures: dict[str, str] = {}
+        actions: list[Action] = []
         for batch in config.batches:
             signature = schedule_signature(config, batch)
             old = self.tracks.get(batch.name)
             if old is not None and self.signatures.get(batch.name) == signature:
                 tracks[batch.name] = old
             else:
-                tracks[batch.name] = self._fresh_track(config, batch, at, old)
+                track, closed = self._fresh_track(config, batch, at, old)
+                tracks[batch.name] = track
+                actions += closed
             signatures[batch.name] = signature
-        for name in set(self.tracks) - set(tracks):
-            for key in [k for k, alert in self.open_alerts.items() if alert["batch"] == name]:
-                del self.open_alerts[key]
+        for name, track in self.tracks.items():
+            if name not in tracks and track.incident is not None:
+                actions.append(track.incident.closed(at, "batch removed from config"))
         self.tracks, self.signatures = tracks, signatures
         self._schedule_all()
+        return actions
 
-    @staticmethod
-    def _fresh_track(config: Config, batch: Batch, at: datetime, old: Track | None) -> Track:
+    def _fresh_track(
+        self, config: Config, batch: Batch, at: datetime, old: Track | None
+    ) -> tuple[Track, list[Action]]:
+        """The track of a batch that is new or whose timing changed (see `_reconcile`)."""
         rule = config.deadline_rule(batch)
+        if rule is not None and isinstance(old, DeadlineTrack):
+            return old.retimed(rule), []
+        if rule is None and isinstance(old, FreshnessTrack):
+            assert batch.freshness is not None
+            return old.rebound(batch.freshness), []
+        closed: list[Action] = []
+        if old is not None and old.incident is not None:
+            closed.append(
+                old.incident.closed(at, "the batch changed between deadline and freshness")
+            )
+        track: Track
         if rule is None:
             assert batch.freshness is not None
-            return FreshnessTrack.starting(batch.name, batch.freshness, at)
-        track = DeadlineTrack.starting(batch.name, rule, at)
-        if isinstance(old, DeadlineTrack):
-            track.open = old.open
-            track.consumed = old.consumed
+            track = FreshnessTrack.starting(batch.name, batch.freshness, at)
+        else:
+            track = DeadlineTrack.starting(batch.name, rule, at)
+        if old is not None:
             track.last_success = old.last_success
-        return track
+        identity_matches = self._index.batches_for
+        for job in self._recent.values():
+            identity = JobIdentity(job.namespace, job.name, job.cronjob, job.labels)
+            if job.completion_time is not None and batch in identity_matches(identity):
+                closed += track.completed(job.uid, job.completion_time)
+        return track, closed
 
     # -- output ----------------------------------------------------------------------------
 
@@ -382,17 +537,19 @@ class Engine:
         """Drop keys already posted, route posts, and remember what is open."""
         recorded: list[Action] = []
         for action in actions:
-            if isinstance(action, Post):
-                if action.key in self.posted:
+            if isinstance(action, Post | Remind | Edit):
+                key = action.edit_key if isinstance(action, Edit) else action.key
+                if key in self.posted:
                     continue
-                self.posted[action.key] = action.at
-                action = self._routed(action)
-                if action.kind in ("missed_deadline", "stale", "monitor_degraded"):
-                    self.open_alerts[action.key] = {
-                        "kind": action.kind,
-                        "batch": action.batch,
-                        "at": iso(action.at),
-                    }
+                self.posted[key] = action.at
+                if isinstance(action, Post):
+                    action = self._routed(action)
+                    if action.kind in ("missed_deadline", "stale", "monitor_degraded"):
+                        self.open_alerts[action.key] = {
+                            "kind": action.kind,
+                            "batch": action.batch,
+                            "at": iso(action.at),
+                        }
             elif self.open_alerts.pop(action.key, None) is None:
                 continue  # Resolved already (or never posted): never say it twice.
             self._remember(action)
@@ -411,7 +568,7 @@ class Engine:
         return dataclasses.replace(post, channel=route.channel, mention=route.mention)
 
     def _remember(self, action: Action) -> None:
-        kind = action.kind if isinstance(action, Post) else "recovered"
+        kind = "recovered" if isinstance(action, Resolve) else action.kind
         self.history.append(
             {"at": iso(action.at), "kind": kind, "batch": action.batch, "key": action.key}
         )
@@ -448,7 +605,7 @@ class Engine:
         failing = failure is not None and (last_success is None or failure > last_success)
         if isinstance(track, DeadlineTrack):
             upcoming = track.upcoming
-            due = upcoming - self.now <= DUE_SOON and upcoming not in track.satisfied
+            due = upcoming - self.now <= DUE_SOON and not track.met_upcoming()
             next_due = iso(track.rule.cron.local(upcoming))
             schedule = "deadline"
         else:
@@ -503,6 +660,7 @@ class Engine:
                 for source, state in self.sources.items()
             },
             "config_degraded_key": self.config_degraded_key,
+            "watermark_stall_key": self.watermark_stall_key,
             "history": self.history,
         }
 
@@ -528,10 +686,13 @@ class Engine:
         engine.watermarks = {s: parse_instant(at) for s, at in data["watermarks"].items()}
         engine.signatures = dict(data["signatures"])
         engine.tracks = {}
+        gone: list[Incident] = []
         for name, saved in data["tracks"].items():
-            track = _restore_track(config, name, saved)
+            track, orphan = _restore_track(config, name, saved)
             if track is not None:
                 engine.tracks[name] = track
+            elif orphan is not None:
+                gone.append(orphan)
         engine.posted = {key: parse_instant(at) for key, at in data["posted"].items()}
         engine.open_alerts = {key: dict(value) for key, value in data["open_alerts"].items()}
         engine.last_failure = {n: parse_instant(at) for n, at in data["last_failure"].items()}
@@ -541,30 +702,38 @@ class Engine:
                 last_contact=parse_instant(saved["last_contact"]),
                 detail=saved["detail"],
                 degraded_key=saved["degraded_key"],
+                trusted=False,
             )
             for source, saved in data["sources"].items()
         }
         engine.config_degraded_key = data["config_degraded_key"]
+        engine.watermark_stall_key = data.get("watermark_stall_key")
+        engine._lagging_since = None
         engine.history = [dict(entry) for entry in data["history"]]
         engine.config = config
         engine._index = BatchIndex(config.batches)
-        engine._reconcile(config, engine.now)
+        engine._heap, engine._due, engine._recent = [], {}, {}
+        engine._queued = [
+            incident.closed(engine.now, "batch removed from config") for incident in gone
+        ] + engine._reconcile(config, engine.now)
         return engine
 
 
-def _restore_track(config: Config, name: str, saved: dict[str, Any]) -> Track | None:
-    """A saved track under the timing of the batch's current config (None: batch gone).
+def _restore_track(
+    config: Config, name: str, saved: dict[str, Any]
+) -> tuple[Track | None, Incident | None]:
+    """A saved track under the batch's current config, or (None, its open incident) when the
+    batch is gone or changed kind meanwhile (that incident is then closed).
 
-    A batch whose timing changed meanwhile is restarted by `_reconcile`, which keeps its
-    open alerts; until then the saved state is read under the new rule.
+    A batch whose timing changed meanwhile is re-judged by `_reconcile`; until then the
+    saved state is read under the new rule.
     """
-    batch = config.batch_named(name)
-    if batch is None:
-        return None
     body = {key: value for key, value in saved.items() if key != "type"}
-    rule = config.deadline_rule(batch)
-    if saved["type"] == DeadlineTrack.__name__:
-        return DeadlineTrack.from_json(name, rule, body) if rule is not None else None
-    if batch.freshness is None:
-        return None
-    return FreshnessTrack.from_json(name, batch.freshness, body)
+    batch = config.batch_named(name)
+    rule = config.deadline_rule(batch) if batch is not None else None
+    if saved["type"] == DeadlineTrack.__name__ and rule is not None:
+        return DeadlineTrack.from_json(name, rule, body), None
+    if saved["type"] == FreshnessTrack.__name__ and batch is not None and batch.freshness:
+        return FreshnessTrack.from_json(name, batch.freshness, body), None
+    incident = body.get("incident")
+    return None, Incident.from_json(name, incident) if incident else None

@@ -30,7 +30,8 @@ class JobSeen:
 
     `outcome` is decided from conditions at the edge: `succeeded` from `Complete` or
     `SuccessCriteriaMet`, `failed` from `Failed` or `FailureTarget` (with `reason`).
-    `completion_time` is the Job's `status.completionTime` (success only).
+    `completion_time` is the Job's `status.completionTime` (success only); `created_at` its
+    `metadata.creationTimestamp`.
     """
 
     uid: str
@@ -44,6 +45,7 @@ class JobSeen:
     reason: str | None = None
     message: str | None = None
     failed_at: datetime | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,5 +166,46 @@ class Resolve:
         """The key of the `recovered` message itself."""
         return f"recovered:{self.key}"
 
+    @property
+    def closed(self) -> str | None:
+        """Why the alert was closed without a recovery (e.g. its batch left the config).
 
-Action = Post | Resolve
+        A closed alert is only edited to say so; no `recovered` reply is posted.
+        """
+        reason = self.details.get("closed")
+        return reason if isinstance(reason, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """Re-render the posted alert `key` with new `details`: an open incident that grew.
+
+    `revision` counts the edits of one alert, so each edit has its own outbox key.
+    """
+
+    key: str
+    kind: AlertKind
+    batch: str
+    at: datetime
+    revision: int
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @property
+    def edit_key(self) -> str:
+        return f"edit:{self.key}@{self.revision}"
+
+
+@dataclass(frozen=True, slots=True)
+class Remind:
+    """A reminder that the incident `parent` is still open: a thread reply, also sent to the
+    channel. `key` is `remind:<parent>@<n>` for the n-th reminder; `kind` the incident's."""
+
+    key: str
+    parent: str
+    kind: AlertKind
+    batch: str
+    at: datetime
+    details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+Action = Post | Edit | Remind | Resolve

@@ -4,7 +4,8 @@ Like deadlines, successes are walked in time order up to the horizon, so the out
 depends only on which successes exist. The stale instant is computed ahead
 (`last success + freshness`, or from when the batch started being watched) and stamped on
 the alert, Healthchecks-style: the alert says when the batch went stale, not when a loop
-noticed. A success after that instant resolves the episode.
+noticed. One spell of staleness is one incident (only reminders follow it); a success
+after that instant resolves it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.facts import Action, Post, Resolve
+from monitor.facts import Action, Post
+from monitor.incidents import Incident
 from monitor.schedule import NEVER, iso, parse_instant, parse_iso
 
 #: Stale means strictly past the bound: wake just after it.
@@ -31,7 +33,7 @@ class FreshnessTrack:
     last_success: datetime | None = None
     pending: dict[str, datetime] = field(default_factory=dict)
     seen: dict[str, datetime] = field(default_factory=dict)
-    open_key: str | None = None
+    incident: Incident | None = None
 
     @classmethod
     def starting(cls, batch: str, freshness: timedelta, at: datetime) -> FreshnessTrack:
@@ -43,7 +45,7 @@ class FreshnessTrack:
 
     def due(self) -> datetime:
         """The earliest horizon at which `advance` has something to do."""
-        stale = self.stale_at() + _EPSILON if self.open_key is None else NEVER
+        stale = self.stale_at() + _EPSILON if self.incident is None else NEVER
         return min(stale, min(self.pending.values(), default=NEVER))
 
     def completed(self, uid: str, at: datetime) -> list[Action]:
@@ -69,17 +71,37 @@ class FreshnessTrack:
         self.walked_to = horizon
         return actions
 
+    def rebound(self, freshness: timedelta) -> FreshnessTrack:
+        """The same batch under a new bound: its last success, clock and open incident kept."""
+        return FreshnessTrack(
+            batch=self.batch,
+            freshness=freshness,
+            clock_start=self.clock_start,
+            walked_to=self.walked_to,
+            last_success=self.last_success,
+            pending=dict(self.pending),
+            seen=dict(self.seen),
+            incident=self.incident,
+        )
+
     def _maybe_stale(self, now: datetime) -> list[Action]:
-        """Alert once per episode when `now` is past the stale instant."""
+        """Open one incident per spell when `now` is past the stale instant."""
         since = self.stale_at()
-        if self.open_key is not None or now <= since:
+        if self.incident is not None or now <= since:
             return []
-        self.open_key = f"stale:{self.batch}@{iso(since)}"
+        self.incident = Incident(
+            kind="stale",
+            batch=self.batch,
+            key=f"stale:{self.batch}@{iso(since)}",
+            opened_at=since,
+            first=since,
+            latest=since,
+        )
         return [
             Post(
                 kind="stale",
                 batch=self.batch,
-                key=self.open_key,
+                key=self.incident.key,
                 at=since,
                 details={
                     "last_success": iso(self.last_success),
@@ -94,18 +116,10 @@ class FreshnessTrack:
         if self.last_success is not None and at <= self.last_success:
             return []
         self.last_success = at
-        if self.open_key is None:
+        incident, self.incident = self.incident, None
+        if incident is None:
             return []
-        key, self.open_key = self.open_key, None
-        return [
-            Resolve(
-                key=key,
-                kind="stale",
-                batch=self.batch,
-                at=at,
-                details={"completed_at": iso(at), "job_uid": uid},
-            )
-        ]
+        return [incident.resolved(at, {"job_uid": uid})]
 
     def prune(self) -> None:
         """Successes older than the last one can never change anything again."""
@@ -119,7 +133,7 @@ class FreshnessTrack:
             "last_success": iso(self.last_success),
             "pending": {uid: iso(at) for uid, at in self.pending.items()},
             "seen": {uid: iso(at) for uid, at in self.seen.items()},
-            "open_key": self.open_key,
+            "incident": self.incident.to_json() if self.incident else None,
         }
 
     @classmethod
@@ -132,5 +146,5 @@ class FreshnessTrack:
             last_success=parse_iso(data["last_success"]),
             pending={uid: parse_instant(at) for uid, at in data["pending"].items()},
             seen={uid: parse_instant(at) for uid, at in data["seen"].items()},
-            open_key=data["open_key"],
+            incident=Incident.from_json(batch, data["incident"]) if data.get("incident") else None,
         )

@@ -29,7 +29,7 @@ PREFIX = "sla_monitor"
 #: Slack answers in tens of milliseconds when well, seconds when throttled or retried.
 POST_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-DecisionOutcome = Literal["met", "missed"]
+DecisionOutcome = Literal["met", "missed", "repeat"]
 
 
 class _AgeCollector:

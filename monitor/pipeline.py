@@ -38,9 +38,11 @@ from monitor.engine import Engine
 from monitor.facts import (
     SLACK,
     Action,
+    Edit,
     Fact,
     JobSeen,
     Post,
+    Remind,
     SourceHealth,
     Tick,
     TracebackSeen,
@@ -362,6 +364,14 @@ class Pipeline:
                 self._metrics.alert_posted(action.kind)
                 if action.kind == "missed_deadline":
                     self._metrics.decision(action.batch, "missed")
+            elif isinstance(action, Edit):
+                logger.info(
+                    "incident %s now counts %s", action.key, action.details.get("missed_count")
+                )
+                if action.kind == "missed_deadline":
+                    self._metrics.decision(action.batch, "repeat")
+            elif isinstance(action, Remind):
+                logger.info("reminder %s", action.key)
             else:
                 logger.info("resolved %s", action.key)
         if self._posting:

@@ -17,10 +17,11 @@ from monitor.facts import (
     KUBERNETES,
     Action,
     ConfigRejected,
+    Edit,
     Fact,
     JobSeen,
     Post,
-    Resolve,
+    Remind,
     SourceHealth,
     Tick,
     TracebackSeen,
@@ -34,7 +35,7 @@ UID = "0d4f9c1e-7a3b-4c55-9e0a-2b1f6f1f2a10"
 
 _CONFIG: dict[str, Any] = {
     "timezone": "Asia/Tokyo",
-    "slack": {"channel": "#ml-batch-alerts"},
+    "slack": {"channel": "#ml-batch-alerts", "remind": "1h"},
     "batches": [
         {
             "name": "recommend-daily",
@@ -47,6 +48,11 @@ _CONFIG: dict[str, Any] = {
             "name": "never-ran",
             "match": {"namespace": "ml-batch", "cronjob": "never-ran"},
             "deadline": "0 9 * * *",
+        },
+        {
+            "name": "hourly-scores",
+            "match": {"namespace": "ml-batch", "cronjob": "hourly-scores"},
+            "deadline": "30 * * * *",
         },
         {
             "name": "feature-refresh",
@@ -156,11 +162,22 @@ def examples(**script: Any) -> dict[str, Action]:
     for action in engine_actions(scripted_facts(**script)):
         if isinstance(action, Post):
             name: str = action.kind
-            if action.kind == "missed_deadline" and action.batch != "recommend-daily":
-                name = "missed_deadline_never_succeeded"
+            if action.kind == "missed_deadline":
+                name = _MISSED_NAMES[action.batch]
             elif action.kind == "monitor_degraded":
                 name = "config_rejected" if action.key.startswith("degraded:config") else name
             named.setdefault(name, action)
-        elif isinstance(action, Resolve):
+        elif isinstance(action, Edit):
+            named.setdefault("incident_edited", action)
+        elif isinstance(action, Remind):
+            named.setdefault(f"reminder_{action.kind}", action)
+        else:
             named.setdefault(f"recovered_{action.kind}", action)
     return named
+
+
+_MISSED_NAMES = {
+    "recommend-daily": "missed_deadline",
+    "never-ran": "missed_deadline_never_succeeded",
+    "hourly-scores": "missed_deadline_hourly",
+}

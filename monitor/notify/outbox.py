@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from monitor.facts import Action, Post, Resolve
+from monitor.facts import Action, Edit, Post, Remind, Resolve
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,19 @@ RESOLVABLE = frozenset({"missed_deadline", "stale", "monitor_degraded"})
 
 
 def action_key(action: Action) -> str:
-    return action.key if isinstance(action, Post) else action.recovered_key
+    """The key an action is queued, deduplicated and recorded under."""
+    if isinstance(action, Post | Remind):
+        return action.key
+    if isinstance(action, Edit):
+        return action.edit_key
+    return action.recovered_key
+
+
+def parent_key(action: Action) -> str | None:
+    """The posted alert an edit, reminder or resolve belongs to (None for a post)."""
+    if isinstance(action, Post):
+        return None
+    return action.parent if isinstance(action, Remind) else action.key
 
 
 def action_to_json(action: Action) -> dict[str, Any]:
@@ -44,11 +56,33 @@ def action_to_json(action: Action) -> dict[str, Any]:
     }
     if isinstance(action, Post):
         return {"type": "post", **common, "channel": action.channel, "mention": action.mention}
+    if isinstance(action, Edit):
+        return {"type": "edit", **common, "revision": action.revision}
+    if isinstance(action, Remind):
+        return {"type": "remind", **common, "parent": action.parent}
     return {"type": "resolve", **common}
 
 
 def action_from_json(data: dict[str, Any]) -> Action:
     at = datetime.fromisoformat(data["at"])
+    if data["type"] == "edit":
+        return Edit(
+            key=data["key"],
+            kind=data["kind"],
+            batch=data["batch"],
+            at=at,
+            revision=int(data["revision"]),
+            details=data.get("details") or {},
+        )
+    if data["type"] == "remind":
+        return Remind(
+            key=data["key"],
+            parent=data["parent"],
+            kind=data["kind"],
+            batch=data["batch"],
+            at=at,
+            details=data.get("details") or {},
+        )
     if data["type"] == "post":
         return Post(
             kind=data["kind"],
@@ -171,14 +205,22 @@ class Outbox:
         return entry
 
     def route_of(self, action: Action, default_route: str) -> str:
-        """A resolve follows its alert, so that the reply is never sent before the alert."""
-        if isinstance(action, Post):
+        """An edit, reminder or resolve follows its alert, so it is never sent before it."""
+        parent = parent_key(action)
+        if parent is None:
+            assert isinstance(action, Post)
             return action.channel or default_route
-        record = self.sent.get(action.key)
+        record = self.sent.get(parent)
         if record is not None:
             return record.route
-        alert = next((e for e in self.pending if e.key == action.key), None)
+        alert = next((e for e in self.pending if e.key == parent), None)
         return alert.route if alert is not None else default_route
+
+    def edited(self, key: str, details: dict[str, Any]) -> None:
+        """The delivered alert `key` now reads with `details` (a later resolve re-renders it)."""
+        record = self.sent.get(key)
+        if record is not None and record.alert is not None:
+            record.alert = replace(record.alert, details=details)
 
     def heads(self) -> list[Entry]:
         """The first pending entry of every route, oldest first."""

@@ -7,6 +7,7 @@ The HTML only approximates Slack's look (headers, bold, code, quotes, links).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import re
@@ -14,13 +15,14 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from monitor.facts import Post
+from monitor.facts import Edit, Post, Remind
 from monitor.notify.examples import examples
 from monitor.notify.render import (
     Message,
     RenderSettings,
     render_post,
     render_recovered,
+    render_reminder,
     render_resolved,
 )
 
@@ -35,6 +37,8 @@ _SHOWN = (
     "traceback",
     "monitor_degraded",
     "config_rejected",
+    "incident_edited",
+    "reminder_missed_deadline",
     "recovered_missed_deadline",
     "recovered_monitor_degraded",
 )
@@ -50,6 +54,11 @@ def rendered(settings: RenderSettings) -> list[tuple[str, Message]]:
         title = name.replace("_", " ")
         if isinstance(action, Post):
             messages.append((title, render_post(action, settings)))
+        elif isinstance(action, Edit):
+            grown = dataclasses.replace(alerts[action.key], details=action.details, mention=None)
+            messages.append((f"{title} (the first alert, edited)", render_post(grown, settings)))
+        elif isinstance(action, Remind):
+            messages.append((f"{title} (thread reply)", render_reminder(action, settings)))
         else:
             messages.append((f"{title} (thread reply)", render_recovered(action, settings)))
             edited = render_resolved(alerts[action.key], action, settings)

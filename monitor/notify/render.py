@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.facts import Post, Resolve
+from monitor.facts import Post, Remind, Resolve
 from monitor.notify.escape import (
     CONTEXT_TEXT_LIMIT,
     HEADER_TEXT_LIMIT,
@@ -197,13 +197,19 @@ def _missed_deadline(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]
     last = _when(d["last_success"], zone) if d.get("last_success") else None
     last_text = last or "none seen since the monitor started"
     text = f"Missed deadline: {batch} did not complete by {deadline}{grace_text}."
+    count = d.get("missed_count")
+    spell = ""
+    if isinstance(count, int) and count > 1:
+        latest = _when(d.get("latest_deadline"), zone)
+        spell = f"\n*{count} deadlines missed* in a row, the latest *{latest}*."
+        text += f" {count} deadlines missed in a row, the latest {latest}."
     blocks = [
         _header(f"🚨 Missed deadline: {batch}"),
         _section(
             _lead(
                 post.mention,
                 f"*{batch}* did not complete by its deadline *{deadline}*{grace_text}.\n"
-                f"Last success: *{last_text}*.",
+                f"Last success: *{last_text}*.{spell}",
             )
         ),
         _fields(
@@ -354,6 +360,8 @@ def render_post(post: Post, settings: RenderSettings) -> Message:
 
 def _recovery_summary(resolve: Resolve) -> str:
     d = resolve.details
+    if resolve.closed is not None:
+        return f"closed: {escape(resolve.closed)}"
     zone = d.get("timezone")
     at = _when(d.get("completed_at") or d.get("back_at") or resolve.at.isoformat(), zone)
     if resolve.kind == "monitor_degraded":
@@ -365,6 +373,9 @@ def _recovery_summary(resolve: Resolve) -> str:
         summary += f", *{_duration(d['late_seconds'])} late*"
     if d.get("deadline"):
         summary += f" (deadline {_when(d['deadline'], zone)})"
+    count = d.get("missed_count")
+    if isinstance(count, int) and count > 0 and resolve.kind == "missed_deadline":
+        summary += f"; {count} deadline{'s' if count > 1 else ''} missed"
     if d.get("job"):
         summary += f" — Job `{_name(d.get('namespace'))}/{_name(d['job'])}`"
     return summary
@@ -386,11 +397,34 @@ def render_resolved(post: Post, resolve: Resolve, settings: RenderSettings) -> M
     original = render_post(dataclasses.replace(post, mention=None), settings)  # no re-ping
     summary = _recovery_summary(resolve)
     blocks = list(original.blocks)
+    closed = resolve.closed is not None
+    icon, word = ("⏹️", "Closed") if closed else ("✅", "Resolved")
     if blocks and blocks[0].get("type") == "header":
         title = blocks[0]["text"]["text"].split(" ", 1)[-1]
-        blocks[0] = _header(f"✅ Resolved — {title}")
-    blocks.insert(1, _section(f":white_check_mark: *Resolved*: {summary}."))
-    return _finish(f"[Resolved] {original.text}", blocks, original.metadata)
+        blocks[0] = _header(f"{icon} {word} — {title}")
+    mark = ":black_square_for_stop:" if closed else ":white_check_mark:"
+    blocks.insert(1, _section(f"{mark} *{word}*: {summary}."))
+    return _finish(f"[{word}] {original.text}", blocks, original.metadata)
+
+
+def render_reminder(remind: Remind, settings: RenderSettings) -> Message:
+    """The reminder replied in an open incident's thread (and sent to the channel)."""
+    d = remind.details
+    batch = _batch(remind.batch)
+    since = _when(d.get("open_since"), d.get("timezone"))
+    count = d.get("missed_count")
+    what = (
+        f"{count} deadline{'s' if isinstance(count, int) and count > 1 else ''} missed"
+        if remind.kind == "missed_deadline"
+        else "still stale"
+    )
+    summary = f"*{batch}* is still failing its SLA: {what}, open since *{since}*"
+    text = f"Reminder: {summary.replace('*', '')}."
+    blocks = [
+        _section(f":bell: *Reminder*: {summary}."),
+        _context(f"Reminder {escape(str(d.get('reminder', '')))} of `{code_text(remind.parent)}`"),
+    ]
+    return _finish(text, blocks, _metadata(remind.kind, remind.batch, remind.key))
 
 
 def redirected(message: Message, intended: str, error: str) -> Message:

@@ -20,6 +20,7 @@ channel with a note; a refused token marks the notifier unhealthy and keeps ever
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from monitor.facts import Action, Post, Resolve
+from monitor.facts import Action, Edit, Post, Remind, Resolve
 from monitor.notify.escape import cut
 from monitor.notify.outbox import Entry, Outbox
 from monitor.notify.render import (
@@ -36,6 +37,7 @@ from monitor.notify.render import (
     redirected,
     render_post,
     render_recovered,
+    render_reminder,
     render_resolved,
 )
 from monitor.notify.transport import Delivery, DeliveryError, Transport
@@ -300,10 +302,15 @@ class Notifier:
 
     def _deliver(self, entry: Entry) -> None:
         try:
-            if isinstance(entry.action, Post):
-                self._deliver_post(entry, entry.action)
+            action = entry.action
+            if isinstance(action, Post):
+                self._deliver_post(entry, action)
+            elif isinstance(action, Edit):
+                self._deliver_edit(entry, action)
+            elif isinstance(action, Remind):
+                self._deliver_remind(entry, action)
             else:
-                self._deliver_resolve(entry, entry.action)
+                self._deliver_resolve(entry, action)
         except DeliveryError as error:
             self._failed(entry, error)
         except Exception:  # a bug must not kill the only thread that posts
@@ -355,10 +362,54 @@ class Notifier:
             raise
         self._done(entry, channel_id, ts)
 
+    def _deliver_edit(self, entry: Entry, edit: Edit) -> None:
+        """An incident that grew: its message is re-rendered in place (no one is pinged)."""
+        with self._lock:
+            record = self._outbox.sent.get(edit.key)
+        if record is not None and record.alert is not None:
+            updated = dataclasses.replace(record.alert, details=dict(edit.details), mention=None)
+            try:
+                self._transport.update(
+                    record.channel_id, record.ts, render_post(updated, self._settings)
+                )
+                with self._lock:
+                    self._counts["updated"] += 1
+            except DeliveryError as error:
+                if error.error_class in ("transient", "auth"):
+                    raise
+                logger.warning("could not edit %s: %s", edit.key, error.code)
+            with self._lock:
+                self._outbox.edited(edit.key, dict(edit.details))
+        else:
+            logger.info("edit of %s skipped: the alert is not (or no longer) known", edit.key)
+        self._done(entry, record.channel_id if record else "", record.ts if record else "")
+
+    def _deliver_remind(self, entry: Entry, remind: Remind) -> None:
+        """A reminder: a reply in the incident's thread, also sent to the channel."""
+        with self._lock:
+            record = self._outbox.sent.get(remind.parent)
+        delivery = Delivery(
+            record.channel_id if record else entry.route,
+            render_reminder(remind, self._settings),
+            remind.kind,
+            remind.batch,
+            remind.key,
+            thread_ts=record.ts if record else None,
+            broadcast=record is not None,
+        )
+        try:
+            channel_id, ts = self._post(delivery, entry.route)
+        except DeliveryError as error:
+            if error.error_class == "message":
+                self._bury(entry, error.code)
+                return
+            raise
+        self._done(entry, channel_id, ts)
+
     def _deliver_resolve(self, entry: Entry, resolve: Resolve) -> None:
         with self._lock:
             record = self._outbox.sent.get(resolve.key)
-        if entry.reply_ts is None:
+        if entry.reply_ts is None and resolve.closed is None:
             reply = render_recovered(resolve, self._settings)
             channel = record.channel_id if record else entry.route
             delivery = Delivery(
@@ -393,6 +444,4 @@ class Notifier:
 def _plain(delivery: Delivery) -> Delivery:
     """The same alert without blocks: what Slack accepts when it refuses the layout."""
     message = Message(cut(delivery.message.text, 3000), [], delivery.message.metadata)
-    return Delivery(
-        delivery.channel, message, delivery.kind, delivery.batch, delivery.key, delivery.thread_ts
-    )
+    return dataclasses.replace(delivery, message=message)

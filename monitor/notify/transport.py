@@ -73,6 +73,7 @@ class Delivery:
     batch: str
     key: str
     thread_ts: str | None = None
+    broadcast: bool = False  # a thread reply also sent to the channel (reminders)
 
 
 class Transport(Protocol):
@@ -145,6 +146,7 @@ class SlackTransport:
                 blocks=message.blocks or None,
                 metadata=message.metadata,
                 thread_ts=delivery.thread_ts,
+                reply_broadcast=delivery.broadcast or None,
                 unfurl_links=False,
                 unfurl_media=False,
             )
@@ -184,6 +186,7 @@ class StdoutTransport:
             "text": delivery.message.text,
             "channel": delivery.channel,
             "thread_ts": delivery.thread_ts,
+            "broadcast": delivery.broadcast,
             "blocks": delivery.message.blocks,
         }
         with self._lock:

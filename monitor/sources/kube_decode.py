@@ -36,6 +36,7 @@ class JobMetadata(msgspec.Struct, rename="camel", gc=False):
     namespace: str | None = None
     labels: dict[str, str] | None = None
     resource_version: Any = None
+    creation_timestamp: str | None = None
     owner_references: list[OwnerReference | None] | None = None
 
 

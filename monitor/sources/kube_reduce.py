@@ -166,6 +166,11 @@ def reduce_document(job: JobDocument) -> JobSeen:
         reason=reason,
         message=message,
         failed_at=failed_at,
+        created_at=(
+            parse_time(meta.creation_timestamp, "metadata.creationTimestamp")
+            if meta.creation_timestamp
+            else None
+        ),
     )
 
 

@@ -50,6 +50,7 @@ class Message:
     thread_ts: str | None
     arrived: float  # time.monotonic() at arrival
     edits: int = 0
+    broadcast: bool = False  # reply_broadcast: a thread reply also shown in the channel
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -336,6 +337,7 @@ class FakeSlackApi:
                 metadata=args.get("metadata"),
                 thread_ts=str(thread_ts) if thread_ts else None,
                 arrived=time.monotonic(),
+                broadcast=bool(thread_ts) and args.get("reply_broadcast") in (True, "true", "1"),
             )
             self.messages.append(message)
         return {"ok": True, "channel": channel.id, "ts": ts, "message": {"text": message.text}}

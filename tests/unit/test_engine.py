@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from monitor.engine import Engine
 from monitor.facts import (
     KUBERNETES,
     ConfigRejected,
     ConfigReplaced,
+    Edit,
     JobGone,
+    Post,
+    Remind,
     SourceHealth,
     Tick,
     TracebackSeen,
     Watermark,
 )
+from monitor.schedule import iso
 from tests.unit.engine_helpers import (
     T0,
     advance,
@@ -81,30 +85,64 @@ def test_decision_waits_for_the_kubernetes_watermark() -> None:
 def test_no_decision_without_any_watermark() -> None:
     engine = Engine(make_config(deadline_batch()), started_at=T0)
     assert engine.handle(Tick(D2 + H)) == []
-    assert len(engine.handle(Watermark(KUBERNETES, D2 + H))) == 2
+    # Two deadlines judged in one walk: one incident, posted once, counting both.
+    [alert] = engine.handle(Watermark(KUBERNETES, D2 + H))
+    assert isinstance(alert, Post)
+    assert alert.key == "daily@2026-11-26T09:00:00+00:00"
+    assert alert.details["missed_count"] == 2
+    assert alert.details["latest_deadline"] == iso(D2)
 
 
-def test_late_completion_resolves_and_is_consumed() -> None:
+def test_late_completion_resolves_and_still_meets_the_next_window() -> None:
     engine = started()
     [alert] = advance(engine, D1 + M)
     engine.handle(succeeded("late", D1 + 30 * M))
     [resolved] = resolves(advance(engine, D1 + H))
     assert resolved.key == alert.key
     assert resolved.details["late_seconds"] == 30 * 60
-    # The late run counted for nothing else: the next deadline is missed too.
-    [next_alert] = posts(advance(engine, D2 + M))
-    assert next_alert.key == "daily@2026-11-27T09:00:00+00:00"
+    assert resolved.details["missed_count"] == 1
+    # The late run lies in the next deadline's window: that deadline is met, not missed.
+    assert advance(engine, D2 + M) == []
 
 
-def test_late_completion_resolves_all_open_alerts() -> None:
+def test_one_miss_then_on_time_days_is_exactly_one_alert() -> None:
     engine = started()
-    assert len(posts(advance(engine, D2 + M))) == 2
-    engine.handle(succeeded("late", D2 + 10 * M))
-    resolved = resolves(advance(engine, D2 + H))
-    assert [r.key for r in resolved] == [
-        "daily@2026-11-26T09:00:00+00:00",
-        "daily@2026-11-27T09:00:00+00:00",
+    actions = advance(engine, D1 + M)
+    for day in range(1, 8):
+        engine.handle(succeeded(f"day{day}", D1 + day * 24 * H - H))  # 08:00, on time
+        actions += advance(engine, D1 + day * 24 * H + M)
+    assert [a.key for a in posts(actions)] == ["daily@2026-11-26T09:00:00+00:00"]
+    [recovered] = resolves(actions)
+    assert recovered.details["late_seconds"] == 23 * 3600
+
+
+def test_further_misses_edit_the_open_incident_and_nothing_new_is_posted() -> None:
+    engine = started()
+    [first] = advance(engine, D1 + M)
+    later = [a for day in (1, 2) for a in advance(engine, D1 + day * 24 * H + M)]
+    assert posts(later) == []
+    edits = [a for a in later if isinstance(a, Edit)]
+    assert [(e.key, e.revision, e.details["missed_count"]) for e in edits] == [
+        (first.key, 2, 2),
+        (first.key, 3, 3),
     ]
+    engine.handle(succeeded("back", D1 + 50 * H))
+    [resolved] = resolves(advance(engine, D1 + 51 * H))
+    assert (resolved.key, resolved.details["missed_count"]) == (first.key, 3)
+
+
+def test_reminders_repeat_an_open_incident_every_remind_interval() -> None:
+    engine = started(slack={"remind": "6h"})
+    [alert] = advance(engine, D1 + M)
+    assert advance(engine, D1 + 5 * H) == []
+    [first] = advance(engine, D1 + 6 * H)
+    assert isinstance(first, Remind)
+    assert (first.key, first.parent) == (f"remind:{alert.key}@1", alert.key)
+    assert advance(engine, D1 + 7 * H) == []
+    # Down for three intervals: one reminder, numbered by the intervals elapsed.
+    reminders = [a for a in advance(engine, D1 + 20 * H) if isinstance(a, Remind)]
+    assert [r.key for r in reminders] == [f"remind:{alert.key}@3"]
+    assert engine.next_wakeup() == D1 + 24 * H
 
 
 def test_first_start_alerts_no_earlier_deadline_and_uses_recent_completions() -> None:
@@ -127,17 +165,18 @@ def test_restart_catches_up_deadlines_passed_while_down() -> None:
     engine = Engine(config, started_at=T0)
     advance(engine, D1 - H)
     saved = json.loads(json.dumps(engine.to_json()))
-    later = D2 + 24 * H + H  # three deadlines passed while down
+    later = D2 + 48 * H + H  # four deadlines passed while down
     restored = Engine.restore(config, saved, now=later)
     restored.handle(succeeded("day2", D2 - 2 * H))  # still listable from the cluster
     actions = advance(restored, later)
-    # Day 1 was missed; the day-2 run came after it, so it only resolves day 1 (late).
-    assert [post.key for post in posts(actions)] == [
-        "daily@2026-11-26T09:00:00+00:00",
-        "daily@2026-11-27T09:00:00+00:00",
-        "daily@2026-11-28T09:00:00+00:00",
+    # Day 1 was missed; the day-2 run resolves it and meets day 2; days 3 and 4 are one
+    # new incident, posted once.
+    assert [(post.key, post.details["missed_count"]) for post in posts(actions)] == [
+        ("daily@2026-11-26T09:00:00+00:00", 1),
+        ("daily@2026-11-28T09:00:00+00:00", 2),
     ]
     assert [r.key for r in resolves(actions)] == ["daily@2026-11-26T09:00:00+00:00"]
+    assert not [a for a in actions if isinstance(a, Edit)]
 
 
 def test_job_failed_once_per_uid_with_reason() -> None:
@@ -290,21 +329,36 @@ def test_next_wakeup_is_the_next_decision_instant() -> None:
     assert engine.next_wakeup() == D2 + 5 * M
 
 
-def test_dst_gap_and_repeated_hour_deadlines_alert_exactly_once() -> None:
-    from datetime import UTC, datetime
+def judged_misses(engine: Engine, start: datetime, end: datetime) -> list[str]:
+    """Every missed deadline, in the batch's zone, advancing an hour at a time."""
+    missed: list[str] = []
+    at = start
+    while at < end:
+        at += H
+        for action in advance(engine, at):
+            if isinstance(action, Post):
+                missed.append(action.details["deadline"])
+            elif isinstance(action, Edit):
+                missed.append(action.details["latest_deadline"])
+    return missed
 
+
+def test_dst_gap_and_repeated_hour_deadlines_are_judged_exactly_once() -> None:
     batch = deadline_batch(cron="30 2 * * *", timezone="America/New_York")
-    engine = Engine(make_config(batch), started_at=datetime(2026, 3, 7, 12, tzinfo=UTC))
-    keys = [p.key for p in posts(advance(engine, datetime(2026, 3, 10, 12, tzinfo=UTC)))]
-    assert keys == [
-        "daily@2026-03-08T03:00:00-04:00",
-        "daily@2026-03-09T02:30:00-04:00",
-        "daily@2026-03-10T02:30:00-04:00",
+    start = datetime(2026, 3, 7, 12, tzinfo=UTC)
+    engine = Engine(make_config(batch), started_at=start)
+    assert judged_misses(engine, start, datetime(2026, 3, 10, 12, tzinfo=UTC)) == [
+        "2026-03-08T03:00:00-04:00",
+        "2026-03-09T02:30:00-04:00",
+        "2026-03-10T02:30:00-04:00",
     ]
     batch = deadline_batch(cron="*/30 1 * * *", timezone="America/New_York")
-    engine = Engine(make_config(batch), started_at=datetime(2026, 11, 1, 4, tzinfo=UTC))
-    keys = [p.key for p in posts(advance(engine, datetime(2026, 11, 1, 12, tzinfo=UTC)))]
-    assert keys == ["daily@2026-11-01T01:00:00-04:00", "daily@2026-11-01T01:30:00-04:00"]
+    start = datetime(2026, 11, 1, 4, tzinfo=UTC)
+    engine = Engine(make_config(batch), started_at=start)
+    assert judged_misses(engine, start, datetime(2026, 11, 1, 12, tzinfo=UTC)) == [
+        "2026-11-01T01:00:00-04:00",
+        "2026-11-01T01:30:00-04:00",
+    ]
 
 
 def test_status_reports_state_per_batch() -> None:

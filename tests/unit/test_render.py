@@ -178,7 +178,7 @@ def test_recovered_reply_says_how_late_in_the_batch_zone_and_edit_marks_the_aler
     reply = render_recovered(recovered, KUBECTL)
     assert reply.text == (
         "Recovered: recommend-daily completed successfully at 2026-11-26 09:47 JST, "
-        "47 min late (deadline 2026-11-26 09:00 JST)."
+        "47 min late (deadline 2026-11-26 09:00 JST); 1 deadline missed."
     )
     assert reply.metadata["event_payload"] == {
         "kind": "recovered",

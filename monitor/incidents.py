@@ -1,0 +1,136 @@
+"""Incidents: a batch's unbroken spell of misses is one alert, not one per deadline.
+
+The first miss posts a message under its own key; every further miss while the incident is
+open edits that message (how many deadlines were missed, the latest one); a reminder is
+posted in its thread every `slack.remind`; the first success after the first miss resolves
+the whole spell. A batch has at most one open incident, so state stays O(1) per batch
+however long it stays broken, and a catch-up after downtime is one message, not hundreds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from monitor.facts import Action, Edit, Remind, Resolve
+from monitor.schedule import iso, parse_instant
+
+IncidentKind = Literal["missed_deadline", "stale"]
+
+
+@dataclass
+class Incident:
+    """One open spell of misses of one batch.
+
+    `opened_at` is when the first miss became due (its Dk + grace, or the stale instant):
+    a success after it ends the spell. `first`/`latest` are the first and latest missed
+    deadline (for `stale`, both the instant it went stale); `missed` counts deadlines.
+    """
+
+    kind: IncidentKind
+    batch: str
+    key: str
+    opened_at: datetime
+    first: datetime
+    latest: datetime
+    missed: int = 1
+    reminders: int = 0
+    zone: str = "UTC"  # the batch's timezone: messages show instants in it
+
+    def grown(self, deadlines: list[datetime], details: dict[str, Any]) -> Edit:
+        """More deadlines missed while open: the message is edited, nothing new is posted."""
+        self.missed += len(deadlines)
+        self.latest = deadlines[-1]
+        return Edit(
+            key=self.key,
+            kind=self.kind,
+            batch=self.batch,
+            at=self.latest,
+            revision=self.missed,
+            details={**details, **self.summary()},
+        )
+
+    def local(self, instant: datetime) -> datetime:
+        return instant.astimezone(ZoneInfo(self.zone))
+
+    def summary(self) -> dict[str, Any]:
+        return {"missed_count": self.missed, "latest_deadline": iso(self.local(self.latest))}
+
+    def next_reminder(self, every: timedelta) -> datetime | None:
+        if every <= timedelta(0):
+            return None
+        return self.opened_at + every * (self.reminders + 1)
+
+    def reminder(self, now: datetime, every: timedelta) -> list[Action]:
+        """At most one reminder per call, numbered by the intervals elapsed (a daemon that
+        was down for three intervals reminds once, not three times)."""
+        due = self.next_reminder(every)
+        if due is None or now < due:
+            return []
+        self.reminders = int((now - self.opened_at) / every)
+        return [
+            Remind(
+                key=f"remind:{self.key}@{self.reminders}",
+                parent=self.key,
+                kind=self.kind,
+                batch=self.batch,
+                at=self.opened_at + every * self.reminders,
+                details={
+                    **self.summary(),
+                    "open_since": iso(self.local(self.opened_at)),
+                    "timezone": self.zone,
+                    "reminder": self.reminders,
+                },
+            )
+        ]
+
+    def resolved(self, at: datetime, details: dict[str, Any]) -> Resolve:
+        late = max(0, int((at - self.latest).total_seconds()))
+        return Resolve(
+            key=self.key,
+            kind=self.kind,
+            batch=self.batch,
+            at=at,
+            details={**details, **self.summary(), "completed_at": iso(at), "late_seconds": late},
+        )
+
+    def closed(self, at: datetime, reason: str) -> Resolve:
+        """Closed without a recovery (the batch left the config or changed kind)."""
+        return Resolve(
+            key=self.key,
+            kind=self.kind,
+            batch=self.batch,
+            at=at,
+            details={**self.summary(), "closed": reason},
+        )
+
+    def to_json(self) -> list[Any]:
+        return [
+            self.kind,
+            self.key,
+            iso(self.opened_at),
+            iso(self.first),
+            iso(self.latest),
+            self.missed,
+            self.reminders,
+            self.zone,
+        ]
+
+    @classmethod
+    def from_json(cls, batch: str, data: list[Any]) -> Incident:
+        kind, key, opened, first, latest, missed, reminders, zone = data
+        if kind not in ("missed_deadline", "stale"):
+            raise ValueError(f"unknown incident kind {kind!r}")
+        return cls(
+            kind=kind,
+            batch=batch,
+            key=str(key),
+            opened_at=parse_instant(opened),
+            first=parse_instant(first),
+            latest=parse_instant(latest),
+            missed=int(missed),
+            reminders=int(reminders),
+            zone=str(zone),
+        )
