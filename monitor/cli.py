@@ -37,9 +37,13 @@ def _schedule(args: argparse.Namespace) -> int:
             print(f"{batch.name}: freshness {batch.freshness} (no deadlines)")
             continue
         print(f"{batch.name}: {batch.deadline} ({rule.cron.tz.key})")
+        local = rule.cron.local  # printed in the batch's own zone, with its offset
         for deadline in rule.cron.upcoming(now, args.count):
             start, end = rule.window_of(deadline)
-            print(f"  {deadline.isoformat()}  window ({start.isoformat()}, {end.isoformat()}]")
+            print(
+                f"  {local(deadline).isoformat()}  "
+                f"window ({local(start).isoformat()}, {local(end).isoformat()}]"
+            )
     return 0
 
 
