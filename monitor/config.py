@@ -360,5 +360,10 @@ class Config(_Strict):
             grace=batch.grace,
         )
 
+    @cached_property
+    def _batches_by_name(self) -> dict[str, Batch]:
+        return {batch.name: batch for batch in self.batches}
+
     def batch_named(self, name: str) -> Batch | None:
-        return next((batch for batch in self.batches if batch.name == name), None)
+        """The batch called `name` (a dict lookup: asked once per batch on every restore)."""
+        return self._batches_by_name.get(name)

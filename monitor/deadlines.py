@@ -20,11 +20,11 @@ from typing import Any
 
 from monitor.facts import Action, Post
 from monitor.incidents import Incident
-from monitor.schedule import NEVER, DeadlineRule, iso, parse_instant, parse_iso
+from monitor.schedule import NEVER, DeadlineRule, epoch, from_epoch, iso
 
 #: Successes kept beyond what an undecided window needs, so that a reload that widens a
 #: window (or re-times the batch) re-judges from the recent ones.
-KEPT_SUCCESSES = 20
+KEPT_SUCCESSES = 2
 
 
 @dataclass
@@ -202,32 +202,53 @@ class DeadlineTrack:
         return self._met(self.upcoming)
 
     def prune(self) -> None:
-        """Forget successes no undecided window can hold, beyond the most recent few."""
-        floor, _ = self.rule.window_of(self.upcoming)
-        recent = sorted(self.successes.items(), key=lambda item: item[1])[-KEPT_SUCCESSES:]
-        kept = {uid for uid, _ in recent}
+        """Keep the successes not yet walked and the latest `KEPT_SUCCESSES` walked ones.
+
+        That is enough for every undecided deadline: its window ends after the walk, so if
+        any walked success lies inside it, the latest walked success does too. The older
+        ones give a reload that re-times the batch some history to re-judge from.
+        """
+        walked = sorted((at, uid) for uid, at in self.successes.items() if at <= self.walked_to)
+        kept = {uid for _, uid in walked[-KEPT_SUCCESSES:]}
         self.successes = {
-            uid: at for uid, at in self.successes.items() if at > floor or uid in kept
+            uid: at for uid, at in self.successes.items() if at > self.walked_to or uid in kept
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "decided_through": iso(self.decided_through),
-            "walked_to": iso(self.walked_to),
-            "successes": {uid: iso(at) for uid, at in self.successes.items()},
-            "incident": self.incident.to_json() if self.incident else None,
-            "last_success": iso(self.last_success),
+        """Compact: epoch seconds, one-letter keys (thousands of batches are saved often).
+
+        d: decided through, w: walked to, s: successes not yet walked {uid: at}, k: times of
+        the walked ones (their uids no longer matter: they are never walked again), i: open
+        incident, l: last success.
+        """
+        walked = self.walked_to
+        data: dict[str, Any] = {
+            "d": epoch(self.decided_through),
+            "w": epoch(walked),
+            "k": sorted({epoch(at) for at in self.successes.values() if at <= walked}),
         }
+        ahead = {uid: epoch(at) for uid, at in self.successes.items() if at > walked}
+        if ahead:
+            data["s"] = ahead
+        if self.incident is not None:
+            data["i"] = self.incident.to_json()
+        if self.last_success is not None:
+            data["l"] = epoch(self.last_success)
+        return data
 
     @classmethod
     def from_json(cls, batch: str, rule: DeadlineRule, data: dict[str, Any]) -> DeadlineTrack:
-        incident = data.get("incident")
+        incident = data.get("i")
+        last = data.get("l")
         return cls(
             batch=batch,
             rule=rule,
-            decided_through=parse_instant(data["decided_through"]),
-            walked_to=parse_instant(data["walked_to"]),
-            successes={uid: parse_instant(at) for uid, at in data["successes"].items()},
+            decided_through=from_epoch(data["d"]),
+            walked_to=from_epoch(data["w"]),
+            successes={
+                **{f"walked@{at}": from_epoch(at) for at in data["k"]},
+                **{str(uid): from_epoch(at) for uid, at in (data.get("s") or {}).items()},
+            },
             incident=Incident.from_json(batch, incident) if incident else None,
-            last_success=parse_iso(data["last_success"]),
+            last_success=None if last is None else from_epoch(last),
         )

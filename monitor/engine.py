@@ -14,11 +14,14 @@ health (`monitor_degraded`), config replacement, and the log of every key ever p
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import heapq
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from monitor.codec import canonical_json
 from monitor.config import Batch, Config
 from monitor.deadlines import DeadlineTrack
 from monitor.facts import (
@@ -26,12 +29,10 @@ from monitor.facts import (
     Action,
     ConfigRejected,
     ConfigReplaced,
-    Edit,
     Fact,
     JobGone,
     JobSeen,
     Post,
-    Remind,
     Resolve,
     SourceHealth,
     Tick,
@@ -41,12 +42,22 @@ from monitor.facts import (
 from monitor.freshness import FreshnessTrack
 from monitor.incidents import Incident
 from monitor.matching import BatchIndex, JobIdentity
-from monitor.schedule import NEVER, format_duration, iso, parse_instant
+from monitor.schedule import (
+    NEVER,
+    canonical_zone,
+    epoch,
+    format_duration,
+    from_epoch,
+    iso,
+    parse_instant,
+)
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
 _CLOCK_RESOLUTION = timedelta(seconds=1)
 _HISTORY_LENGTH = 200
+#: Keys of signals a source can deliver again after a restart (see `Engine.prune`).
+_REDELIVERABLE = ("job_failed:", "traceback:", "degraded:")
 #: A Kubernetes view this far behind the clock is lagging; a stall is reported once this
 #: process has seen it lag for `_LAG_CONFIRMATION` and for more than `health.degraded_after`.
 _LAG_TOLERANCE = timedelta(seconds=10)
@@ -62,11 +73,16 @@ Track = DeadlineTrack | FreshnessTrack
 
 
 def schedule_signature(config: Config, batch: Batch) -> str:
-    """What, if changed by a reload, makes a batch start its judgement afresh."""
-    zone = config.zone_of(batch).key
+    """A short digest of what, if changed by a reload, makes a batch be re-judged.
+
+    Zones are compared by identity after canonicalisation (`UTC` and `Etc/UTC` are one).
+    """
+    zone = canonical_zone(config.zone_of(batch).key)
     if batch.deadline is not None:
-        return f"deadline|{batch.deadline}|{zone}|{batch.window}|{batch.grace}"
-    return f"freshness|{batch.freshness}"
+        text = f"deadline|{batch.deadline}|{zone}|{batch.window}|{batch.grace}"
+    else:
+        text = f"freshness|{batch.freshness}"
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
 
 
 @dataclasses.dataclass
@@ -111,8 +127,9 @@ class Engine:
         self._index = BatchIndex(config.batches)
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
-        self._recent: dict[str, JobSeen] = {}
+        self._recent: OrderedDict[str, JobSeen] = OrderedDict()
         self._queued: list[Action] = []
+        self._encoded: dict[str, str] = {}
         self._reconcile(config, started_at)
 
     # -- input ---------------------------------------------------------------------------
@@ -179,6 +196,7 @@ class Engine:
 
     def _completed(self, batch: Batch, uid: str, at: datetime) -> list[Action]:
         actions = self.tracks[batch.name].completed(uid, at)
+        self._encoded.pop(batch.name, None)
         self._schedule(batch.name)
         return actions
 
@@ -186,9 +204,9 @@ class Engine:
         """Keep recent successes of any Job (in memory only: a restart relists them), so a
         batch added by a reload sees runs that completed before it was added."""
         self._recent[job.uid] = job
-        if len(self._recent) > _RECENT_SUCCESSES:
-            for uid in list(self._recent)[: len(self._recent) - _RECENT_SUCCESSES]:
-                del self._recent[uid]
+        self._recent.move_to_end(job.uid)
+        while len(self._recent) > _RECENT_SUCCESSES:
+            self._recent.popitem(last=False)
 
     def _note_failure(self, batch: str, at: datetime) -> None:
         if batch not in self.last_failure or at > self.last_failure[batch]:
@@ -278,6 +296,7 @@ class Engine:
                 continue  # superseded by a later _schedule
             del self._due[name]
             actions += self.tracks[name].advance(horizon)
+            self._encoded.pop(name, None)
             self._schedule(name)
         return actions
 
@@ -327,15 +346,7 @@ class Engine:
         state.last_contact = max(state.last_contact, health.last_contact)
         if health.reachable and state.degraded_key is not None:
             key, state.degraded_key = state.degraded_key, None
-            return [
-                Resolve(
-                    key=key,
-                    kind="monitor_degraded",
-                    batch="",
-                    at=health.last_contact,
-                    details={"source": health.source, "back_at": iso(health.last_contact)},
-                )
-            ]
+            return [_back(key, health.last_contact, health.source)]
         return self._check_sources()
 
     def _check_sources(self) -> list[Action]:
@@ -349,17 +360,7 @@ class Engine:
                 continue
             state.degraded_key = f"degraded:{source}@{iso(state.last_contact)}"
             actions.append(
-                Post(
-                    kind="monitor_degraded",
-                    batch="",
-                    key=state.degraded_key,
-                    at=due,
-                    details={
-                        "source": source,
-                        "since": iso(state.last_contact),
-                        "detail": state.detail,
-                    },
-                )
+                _degraded(state.degraded_key, due, source, state.last_contact, state.detail)
             )
         return actions
 
@@ -397,32 +398,12 @@ class Engine:
             if current is None or self.now - current > degraded_after:
                 return []
             key, self.watermark_stall_key = self.watermark_stall_key, None
-            return [
-                Resolve(
-                    key=key,
-                    kind="monitor_degraded",
-                    batch="",
-                    at=self.now,
-                    details={"source": "kubernetes-watermark", "back_at": iso(self.now)},
-                )
-            ]
+            return [_back(key, self.now, "kubernetes-watermark")]
         if seen is None or self.now - seen <= degraded_after:
             return []
         self.watermark_stall_key = f"degraded:kubernetes-watermark@{iso(seen)}"
-        return [
-            Post(
-                kind="monitor_degraded",
-                batch="",
-                key=self.watermark_stall_key,
-                at=self.now,
-                details={
-                    "source": "kubernetes-watermark",
-                    "since": iso(seen),
-                    "detail": "the Kubernetes API answers but the Job watch has stopped "
-                    "moving; deadline decisions wait for it",
-                },
-            )
-        ]
+        detail = "the Kubernetes API answers but the Job watch has stopped moving"
+        return [_degraded(self.watermark_stall_key, self.now, "kubernetes-watermark", seen, detail)]
 
     def _incidents(self) -> list[Incident]:
         return [track.incident for track in self.tracks.values() if track.incident is not None]
@@ -430,8 +411,10 @@ class Engine:
     def _reminders(self) -> list[Action]:
         every = self.config.slack.remind
         actions: list[Action] = []
-        for incident in self._incidents():
-            actions += incident.reminder(self.now, every)
+        for name, track in self.tracks.items():
+            if track.incident is not None and (due := track.incident.reminder(self.now, every)):
+                actions += due
+                self._encoded.pop(name, None)
         return actions
 
     # -- config ----------------------------------------------------------------------------
@@ -440,19 +423,8 @@ class Engine:
         if self.config_degraded_key is not None:
             return []
         self.config_degraded_key = f"degraded:config@{iso(rejected.at)}"
-        return [
-            Post(
-                kind="monitor_degraded",
-                batch="",
-                key=self.config_degraded_key,
-                at=rejected.at,
-                details={
-                    "source": "config",
-                    "since": iso(rejected.at),
-                    "errors": list(rejected.errors),
-                },
-            )
-        ]
+        key, at = self.config_degraded_key, rejected.at
+        return [_degraded(key, at, "config", at, errors=list(rejected.errors))]
 
     def _replace_config(self, config: Config, at: datetime) -> list[Action]:
         at = max(at, self.now)  # a reload is never placed behind what was already judged
@@ -460,15 +432,7 @@ class Engine:
         self._index = BatchIndex(config.batches)
         actions = self._reconcile(config, at)
         if self.config_degraded_key is not None:
-            actions.append(
-                Resolve(
-                    key=self.config_degraded_key,
-                    kind="monitor_degraded",
-                    batch="",
-                    at=at,
-                    details={"source": "config", "back_at": iso(at)},
-                )
-            )
+            actions.append(_back(self.config_degraded_key, at, "config"))
             self.config_degraded_key = None
         return actions + self._advance()
 
@@ -497,6 +461,8 @@ class Engine:
         for name, track in self.tracks.items():
             if name not in tracks and track.incident is not None:
                 actions.append(track.incident.closed(at, "batch removed from config"))
+        kept = {name for name, track in tracks.items() if self.tracks.get(name) is track}
+        self._encoded = {name: text for name, text in self._encoded.items() if name in kept}
         self.tracks, self.signatures = tracks, signatures
         self._schedule_all()
         return actions
@@ -537,20 +503,20 @@ class Engine:
         """Drop keys already posted, route posts, and remember what is open."""
         recorded: list[Action] = []
         for action in actions:
-            if isinstance(action, Post | Remind | Edit):
-                key = action.edit_key if isinstance(action, Edit) else action.key
-                if key in self.posted:
+            if isinstance(action, Post):
+                # Edits and reminders are numbered by their incident's own state, so they
+                # can never repeat; only posts need the key log.
+                if action.key in self.posted:
                     continue
-                self.posted[key] = action.at
-                if isinstance(action, Post):
-                    action = self._routed(action)
-                    if action.kind in ("missed_deadline", "stale", "monitor_degraded"):
-                        self.open_alerts[action.key] = {
-                            "kind": action.kind,
-                            "batch": action.batch,
-                            "at": iso(action.at),
-                        }
-            elif self.open_alerts.pop(action.key, None) is None:
+                self.posted[action.key] = action.at
+                action = self._routed(action)
+                if action.kind in ("missed_deadline", "stale", "monitor_degraded"):
+                    self.open_alerts[action.key] = {
+                        "kind": action.kind,
+                        "batch": action.batch,
+                        "at": iso(action.at),
+                    }
+            elif isinstance(action, Resolve) and self.open_alerts.pop(action.key, None) is None:
                 continue  # Resolved already (or never posted): never say it twice.
             self._remember(action)
             recorded.append(action)
@@ -575,11 +541,21 @@ class Engine:
         del self.history[:-_HISTORY_LENGTH]
 
     def prune(self) -> None:
-        """Forget what can no longer matter, so saved state stays small."""
+        """Forget what can no longer matter, so saved state stays small.
+
+        The key log keeps signals that sources may deliver again (failures, tracebacks,
+        source health) for the retention; an incident's key only while it is open: tracks
+        never judge a decided deadline again, so a closed incident cannot come back.
+        """
         floor = self.now - self.history_retention
-        self.posted = {key: at for key, at in self.posted.items() if at >= floor}
+        self.posted = {
+            key: at
+            for key, at in self.posted.items()
+            if at >= floor and (key.startswith(_REDELIVERABLE) or key in self.open_alerts)
+        }
         for track in self.tracks.values():
             track.prune()
+        self._encoded.clear()
 
     # -- status --------------------------------------------------------------------------
 
@@ -635,21 +611,45 @@ class Engine:
 
     # -- persistence ---------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
+    def _track_entry(self, name: str) -> dict[str, Any]:
+        track = self.tracks[name]
+        kind, signature = _TRACK_TYPES[type(track)], self.signatures.get(name, "")
+        return {"t": kind, "g": signature, **track.to_json()}
+
+    def encoded(self) -> str:
+        """`to_json` as `canonical_json` text, re-encoding only the batches that changed
+        since the last call (a save of 10,000 batches must not re-encode them all)."""
+        entries = []
+        for name in sorted(self.tracks):
+            text = self._encoded.get(name)
+            if text is None:
+                text = self._encoded[name] = canonical_json(self._track_entry(name))
+            entries.append(f"{canonical_json(name)}:{text}")
+        tracks = "{" + ",".join(entries) + "}"
+        document = self.to_json(tracks=False)
+        return (
+            "{"
+            + ",".join(
+                f"{canonical_json(key)}:{tracks if key == 'tracks' else canonical_json(value)}"
+                for key, value in sorted(document.items())
+            )
+            + "}"
+        )
+
+    def to_json(self, tracks: bool = True) -> dict[str, Any]:
         """The whole state as a JSON-able document (see `restore`)."""
         return {
             "version": STATE_VERSION,
             "started_at": iso(self.started_at),
             "now": iso(self.now),
             "watermarks": {source: iso(at) for source, at in self.watermarks.items()},
-            "signatures": dict(self.signatures),
-            "tracks": {
-                name: {"type": type(track).__name__, **track.to_json()}
-                for name, track in self.tracks.items()
+            "tracks": {name: self._track_entry(name) for name in self.tracks} if tracks else {},
+            "posted": {key: epoch(at) for key, at in self.posted.items()},
+            "open_alerts": {
+                key: [alert["kind"], alert["batch"], alert["at"]]
+                for key, alert in self.open_alerts.items()
             },
-            "posted": {key: iso(at) for key, at in self.posted.items()},
-            "open_alerts": self.open_alerts,
-            "last_failure": {name: iso(at) for name, at in self.last_failure.items()},
+            "last_failure": {name: epoch(at) for name, at in self.last_failure.items()},
             "sources": {
                 source: {
                     "reachable": state.reachable,
@@ -684,7 +684,7 @@ class Engine:
         engine.now = max(parse_instant(data["now"]), now)
         engine.history_retention = history_retention
         engine.watermarks = {s: parse_instant(at) for s, at in data["watermarks"].items()}
-        engine.signatures = dict(data["signatures"])
+        engine.signatures = {name: str(saved["g"]) for name, saved in data["tracks"].items()}
         engine.tracks = {}
         gone: list[Incident] = []
         for name, saved in data["tracks"].items():
@@ -693,9 +693,12 @@ class Engine:
                 engine.tracks[name] = track
             elif orphan is not None:
                 gone.append(orphan)
-        engine.posted = {key: parse_instant(at) for key, at in data["posted"].items()}
-        engine.open_alerts = {key: dict(value) for key, value in data["open_alerts"].items()}
-        engine.last_failure = {n: parse_instant(at) for n, at in data["last_failure"].items()}
+        engine.posted = {key: from_epoch(at) for key, at in data["posted"].items()}
+        engine.open_alerts = {
+            key: {"kind": kind, "batch": batch, "at": at}
+            for key, (kind, batch, at) in data["open_alerts"].items()
+        }
+        engine.last_failure = {n: from_epoch(at) for n, at in data["last_failure"].items()}
         engine.sources = {
             source: SourceState(
                 reachable=saved["reachable"],
@@ -712,11 +715,31 @@ class Engine:
         engine.history = [dict(entry) for entry in data["history"]]
         engine.config = config
         engine._index = BatchIndex(config.batches)
-        engine._heap, engine._due, engine._recent = [], {}, {}
+        engine._heap, engine._due, engine._recent = [], {}, OrderedDict()
+        engine._encoded = {}
         engine._queued = [
             incident.closed(engine.now, "batch removed from config") for incident in gone
         ] + engine._reconcile(config, engine.now)
         return engine
+
+
+_TRACK_TYPES: dict[type[Any], str] = {DeadlineTrack: "d", FreshnessTrack: "f"}
+
+
+def _degraded(
+    key: str, at: datetime, source: str, since: datetime, detail: str | None = None, **more: Any
+) -> Post:
+    """A `monitor_degraded` alert: which source, since when, and what it said."""
+    details: dict[str, Any] = {"source": source, "since": iso(since), **more}
+    if detail is not None:
+        details["detail"] = detail
+    return Post(kind="monitor_degraded", batch="", key=key, at=at, details=details)
+
+
+def _back(key: str, at: datetime, source: str) -> Resolve:
+    """The resolution of a `monitor_degraded` alert: `source` is fine again since `at`."""
+    details = {"source": source, "back_at": iso(at)}
+    return Resolve(key=key, kind="monitor_degraded", batch="", at=at, details=details)
 
 
 def _restore_track(
@@ -728,12 +751,12 @@ def _restore_track(
     A batch whose timing changed meanwhile is re-judged by `_reconcile`; until then the
     saved state is read under the new rule.
     """
-    body = {key: value for key, value in saved.items() if key != "type"}
+    body = {key: value for key, value in saved.items() if key not in ("t", "g")}
     batch = config.batch_named(name)
     rule = config.deadline_rule(batch) if batch is not None else None
-    if saved["type"] == DeadlineTrack.__name__ and rule is not None:
+    if saved["t"] == "d" and rule is not None:
         return DeadlineTrack.from_json(name, rule, body), None
-    if saved["type"] == FreshnessTrack.__name__ and batch is not None and batch.freshness:
+    if saved["t"] == "f" and batch is not None and batch.freshness:
         return FreshnessTrack.from_json(name, batch.freshness, body), None
-    incident = body.get("incident")
+    incident = body.get("i")
     return None, Incident.from_json(name, incident) if incident else None

@@ -16,7 +16,7 @@ from typing import Any
 
 from monitor.facts import Action, Post
 from monitor.incidents import Incident
-from monitor.schedule import NEVER, iso, parse_instant, parse_iso
+from monitor.schedule import NEVER, epoch, from_epoch, iso
 
 #: Stale means strictly past the bound: wake just after it.
 _EPSILON = timedelta(milliseconds=1)
@@ -127,24 +127,30 @@ class FreshnessTrack:
         self.seen = {uid: at for uid, at in self.seen.items() if at >= floor}
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "clock_start": iso(self.clock_start),
-            "walked_to": iso(self.walked_to),
-            "last_success": iso(self.last_success),
-            "pending": {uid: iso(at) for uid, at in self.pending.items()},
-            "seen": {uid: iso(at) for uid, at in self.seen.items()},
-            "incident": self.incident.to_json() if self.incident else None,
-        }
+        """Compact: epoch seconds, one-letter keys. c: clock start, w: walked to,
+        l: last success, p: pending {uid: at}, s: seen {uid: at}, i: open incident."""
+        data: dict[str, Any] = {"c": epoch(self.clock_start), "w": epoch(self.walked_to)}
+        if self.last_success is not None:
+            data["l"] = epoch(self.last_success)
+        if self.pending:
+            data["p"] = {uid: epoch(at) for uid, at in self.pending.items()}
+        if self.seen:
+            data["s"] = {uid: epoch(at) for uid, at in self.seen.items()}
+        if self.incident is not None:
+            data["i"] = self.incident.to_json()
+        return data
 
     @classmethod
     def from_json(cls, batch: str, freshness: timedelta, data: dict[str, Any]) -> FreshnessTrack:
+        last = data.get("l")
+        incident = data.get("i")
         return cls(
             batch=batch,
             freshness=freshness,
-            clock_start=parse_instant(data["clock_start"]),
-            walked_to=parse_instant(data["walked_to"]),
-            last_success=parse_iso(data["last_success"]),
-            pending={uid: parse_instant(at) for uid, at in data["pending"].items()},
-            seen={uid: parse_instant(at) for uid, at in data["seen"].items()},
-            incident=Incident.from_json(batch, data["incident"]) if data.get("incident") else None,
+            clock_start=from_epoch(data["c"]),
+            walked_to=from_epoch(data["w"]),
+            last_success=None if last is None else from_epoch(last),
+            pending={str(uid): from_epoch(at) for uid, at in (data.get("p") or {}).items()},
+            seen={str(uid): from_epoch(at) for uid, at in (data.get("s") or {}).items()},
+            incident=Incident.from_json(batch, incident) if incident else None,
         )

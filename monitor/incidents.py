@@ -15,7 +15,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from monitor.facts import Action, Edit, Remind, Resolve
-from monitor.schedule import iso, parse_instant
+from monitor.schedule import epoch, from_epoch, iso
 
 IncidentKind = Literal["missed_deadline", "stale"]
 
@@ -107,12 +107,13 @@ class Incident:
         )
 
     def to_json(self) -> list[Any]:
+        """[kind, key, opened_at, first, latest, missed, reminders, zone] (epoch seconds)."""
         return [
             self.kind,
             self.key,
-            iso(self.opened_at),
-            iso(self.first),
-            iso(self.latest),
+            epoch(self.opened_at),
+            epoch(self.first),
+            epoch(self.latest),
             self.missed,
             self.reminders,
             self.zone,
@@ -127,9 +128,9 @@ class Incident:
             kind=kind,
             batch=batch,
             key=str(key),
-            opened_at=parse_instant(opened),
-            first=parse_instant(first),
-            latest=parse_instant(latest),
+            opened_at=from_epoch(opened),
+            first=from_epoch(first),
+            latest=from_epoch(latest),
             missed=int(missed),
             reminders=int(reminders),
             zone=str(zone),

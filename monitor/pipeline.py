@@ -32,6 +32,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from kubernetes.client import ApiClient
 
+from monitor.codec import canonical_json
 from monitor.config import Config
 from monitor.configmap_store import StateConflict
 from monitor.engine import Engine
@@ -480,14 +481,13 @@ class Pipeline:
 
     def _save(self) -> None:
         with self._engine_lock:
-            engine_state = self._engine.to_json()
-        sections: dict[str, Any] = {"engine": engine_state}
+            sections = {"engine": self._engine.encoded()}  # only changed batches re-encoded
         if self._logs is not None:
-            sections["log_cursor"] = self._logs.cursor()
+            sections["log_cursor"] = canonical_json(self._logs.cursor())
         if self._pod_logs is not None:
-            sections["pod_log_cursor"] = self._pod_logs.cursor()
+            sections["pod_log_cursor"] = canonical_json(self._pod_logs.cursor())
         try:
-            self._document.put_many(sections)
+            self._document.put_encoded(sections)
         except StateConflict as error:
             logger.error("%s; not saving (another replica owns the state now)", error)
             return

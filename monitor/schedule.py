@@ -33,6 +33,8 @@ NEVER = datetime.max.replace(tzinfo=UTC)
 
 #: Largest shift of a wall clock at a DST transition anywhere (historic double summer time).
 _MAX_DST_SHIFT = timedelta(hours=2)
+#: Answers remembered per schedule (cleared when full; a day of minutely deadlines fits).
+_MEMO_SIZE = 8192
 
 
 def parse_duration(text: str) -> timedelta:
@@ -70,6 +72,34 @@ def iso(instant: None) -> None: ...
 def iso(instant: datetime | None) -> str | None:
     """ISO-8601 with offset, the one text form of an instant in state and messages."""
     return None if instant is None else instant.isoformat()
+
+
+#: IANA names that all denote UTC itself.
+_UTC_ALIASES = frozenset(
+    {
+        *("UTC", "Etc/UTC", "UCT", "Etc/UCT", "Universal", "Etc/Universal", "Zulu", "Etc/Zulu"),
+        *("GMT", "Etc/GMT", "GMT0", "Etc/GMT0", "GMT+0", "Etc/GMT+0", "GMT-0", "Etc/GMT-0"),
+        *("Greenwich", "Etc/Greenwich"),
+    }
+)
+
+
+def canonical_zone(name: str) -> str:
+    """One name per zone where IANA has several for UTC, so a rename is not a change."""
+    return "UTC" if name in _UTC_ALIASES else name
+
+
+def epoch(instant: datetime) -> int | float:
+    """An instant as epoch seconds, the compact form in saved state (an int when whole)."""
+    seconds = instant.timestamp()
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def from_epoch(value: object) -> datetime:
+    """The inverse of `epoch` (a UTC datetime); rejects anything but a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not an epoch instant: {value!r}")
+    return datetime.fromtimestamp(value, UTC)
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -161,11 +191,13 @@ class CronSchedule:
     tz: ZoneInfo
     _walls: croniter = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
+    _memo: dict[tuple[datetime, bool], datetime] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         walls = croniter(self.expression, datetime(2000, 1, 1), second_at_beginning=True)
         object.__setattr__(self, "_walls", walls)
         object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "_memo", {})
 
     def local(self, instant: datetime) -> datetime:
         """The instant in this schedule's timezone, for keys and messages."""
@@ -185,15 +217,33 @@ class CronSchedule:
 
     def next_after(self, instant: datetime) -> datetime:
         """The first deadline strictly after `instant`."""
-        return self._first(_wall(instant, self.tz), False, lambda found: found > instant)
+        key = (instant, False)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._first(_wall(instant, self.tz), False, lambda at: at > instant)
+            self._remember(key, found)
+        return found
 
     def previous_before(self, instant: datetime) -> datetime:
         """The last deadline strictly before `instant`."""
-        start = _wall(instant, self.tz)
-        if instant.astimezone(UTC).astimezone(self.tz).fold:
-            # Wall times after this one may still lie earlier on the timeline.
-            start += _MAX_DST_SHIFT
-        return self._first(start, True, lambda found: found < instant)
+        key = (instant, True)
+        found = self._memo.get(key)
+        if found is None:
+            start = _wall(instant, self.tz)
+            if instant.astimezone(UTC).astimezone(self.tz).fold:
+                # Wall times after this one may still lie earlier on the timeline.
+                start += _MAX_DST_SHIFT
+            found = self._first(start, True, lambda at: at < instant)
+            self._remember(key, found)
+        return found
+
+    def _remember(self, key: tuple[datetime, bool], found: datetime) -> None:
+        """Memoise an answer: thousands of batches share a cron and ask about the same
+        instants (every deadline, its predecessor), and croniter is the costly part."""
+        with self._lock:
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            self._memo[key] = found
 
     def between(self, start: datetime, end: datetime) -> Iterator[datetime]:
         """Deadlines in the half-open interval (start, end]."""

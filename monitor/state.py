@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
+from monitor.codec import canonical_json
+
 logger = logging.getLogger(__name__)
 
 Document = dict[str, Any]
@@ -87,9 +89,7 @@ class FileStore:
             os.close(directory_handle)
 
 
-def encode(value: Any) -> str:
-    """The one JSON form of state: compact, keys sorted, so equal state is equal text."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+encode = canonical_json
 
 
 class StateDocument:
@@ -117,9 +117,15 @@ class StateDocument:
         """Replace one section and save the whole document."""
         self.put_many({name: value})
 
+    def put_encoded(self, sections: dict[str, str]) -> None:
+        """Replace sections with their already encoded text (`canonical_json`); save once."""
+        self._save(sections)
+
     def put_many(self, sections: dict[str, Any]) -> None:
         """Replace several sections and save the whole document once."""
-        encoded = {name: encode(value) for name, value in sections.items()}
+        self._save({name: encode(value) for name, value in sections.items()})
+
+    def _save(self, encoded: dict[str, str]) -> None:
         with self._lock:
             self._encoded.update(encoded)
             self._store.save_text(

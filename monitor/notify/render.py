@@ -316,6 +316,20 @@ def _degraded(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
         if body:
             blocks.append(_section(code_block(body, SECTION_TEXT_LIMIT)))
         return text, blocks
+    if source == "kubernetes-watermark":
+        text = (
+            f"Monitor degraded: the Kubernetes Job watch has not moved since {since} although "
+            "the API answers; deadline decisions wait for it and alerts may be late."
+        )
+        blocks = [
+            _header("⚠️ Monitor degraded: Kubernetes watch stalled"),
+            _section(
+                f"The Kubernetes API answers, but sla-monitor's view of the Jobs has not moved "
+                f"since *{since}*. Deadlines after that are not judged until it catches up: "
+                "alerts may be late, none are lost."
+            ),
+        ]
+        return text, blocks
     name = _source_name(source)
     text = (
         f"Monitor degraded: cannot reach {name} since {since}; "
@@ -367,6 +381,8 @@ def _recovery_summary(resolve: Resolve) -> str:
     if resolve.kind == "monitor_degraded":
         if d.get("source") == "config":
             return f"the config was reloaded successfully at {at}"
+        if d.get("source") == "kubernetes-watermark":
+            return f"the Kubernetes Job watch caught up again at {at}"
         return f"{_source_name(d.get('source'))} was reached again at {at}"
     summary = f"*{_batch(resolve.batch)}* completed successfully at {at}"
     if isinstance(d.get("late_seconds"), int):

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from monitor.facts import Action, Edit, Post, Remind, Resolve
 from monitor.notify.escape import cut
-from monitor.notify.outbox import Entry, Outbox
+from monitor.notify.outbox import Entry, Outbox, SentRecord
 from monitor.notify.render import (
     Message,
     RenderSettings,
@@ -350,39 +350,46 @@ class Notifier:
         self._contact()
         return answer
 
-    def _deliver_post(self, entry: Entry, post: Post) -> None:
-        message = render_post(post, self._settings)
-        delivery = Delivery(entry.route, message, post.kind, post.batch, post.key)
+    def _post_or_bury(self, entry: Entry, delivery: Delivery) -> tuple[str, str] | None:
+        """Post `delivery`; an entry Slack refuses for good becomes a dead letter (None)."""
         try:
-            channel_id, ts = self._post(delivery, entry.route)
+            return self._post(delivery, entry.route)
         except DeliveryError as error:
             if error.error_class == "message":
                 self._bury(entry, error.code)
-                return
+                return None
             raise
-        self._done(entry, channel_id, ts)
+
+    def _edit_in_place(self, record: SentRecord, message: Message, key: str) -> None:
+        """chat.update a delivered message; retried only when Slack could not be reached."""
+        try:
+            self._transport.update(record.channel_id, record.ts, message)
+            with self._lock:
+                self._counts["updated"] += 1
+        except DeliveryError as error:
+            if error.error_class in ("transient", "auth"):
+                raise
+            logger.warning("could not edit %s: %s", key, error.code)
+
+    def _deliver_post(self, entry: Entry, post: Post) -> None:
+        message = render_post(post, self._settings)
+        delivery = Delivery(entry.route, message, post.kind, post.batch, post.key)
+        if (posted := self._post_or_bury(entry, delivery)) is not None:
+            self._done(entry, *posted)
 
     def _deliver_edit(self, entry: Entry, edit: Edit) -> None:
         """An incident that grew: its message is re-rendered in place (no one is pinged)."""
         with self._lock:
             record = self._outbox.sent.get(edit.key)
-        if record is not None and record.alert is not None:
-            updated = dataclasses.replace(record.alert, details=dict(edit.details), mention=None)
-            try:
-                self._transport.update(
-                    record.channel_id, record.ts, render_post(updated, self._settings)
-                )
-                with self._lock:
-                    self._counts["updated"] += 1
-            except DeliveryError as error:
-                if error.error_class in ("transient", "auth"):
-                    raise
-                logger.warning("could not edit %s: %s", edit.key, error.code)
-            with self._lock:
-                self._outbox.edited(edit.key, dict(edit.details))
-        else:
+        if record is None or record.alert is None:
             logger.info("edit of %s skipped: the alert is not (or no longer) known", edit.key)
-        self._done(entry, record.channel_id if record else "", record.ts if record else "")
+            self._done(entry, "", "")
+            return
+        updated = dataclasses.replace(record.alert, details=dict(edit.details), mention=None)
+        self._edit_in_place(record, render_post(updated, self._settings), edit.key)
+        with self._lock:
+            self._outbox.edited(edit.key, dict(edit.details))
+        self._done(entry, record.channel_id, record.ts)
 
     def _deliver_remind(self, entry: Entry, remind: Remind) -> None:
         """A reminder: a reply in the incident's thread, also sent to the channel."""
@@ -397,14 +404,8 @@ class Notifier:
             thread_ts=record.ts if record else None,
             broadcast=record is not None,
         )
-        try:
-            channel_id, ts = self._post(delivery, entry.route)
-        except DeliveryError as error:
-            if error.error_class == "message":
-                self._bury(entry, error.code)
-                return
-            raise
-        self._done(entry, channel_id, ts)
+        if (posted := self._post_or_bury(entry, delivery)) is not None:
+            self._done(entry, *posted)
 
     def _deliver_resolve(self, entry: Entry, resolve: Resolve) -> None:
         with self._lock:
@@ -420,24 +421,13 @@ class Notifier:
                 resolve.recovered_key,
                 thread_ts=record.ts if record else None,
             )
-            try:
-                entry.reply_channel, entry.reply_ts = self._post(delivery, entry.route)
-            except DeliveryError as error:
-                if error.error_class == "message":
-                    self._bury(entry, error.code)
-                    return
-                raise
+            if (posted := self._post_or_bury(entry, delivery)) is None:
+                return
+            entry.reply_channel, entry.reply_ts = posted
             self._save()  # the reply exists: a retry must only redo the edit
         if record is not None and record.alert is not None:
             edit = render_resolved(record.alert, resolve, self._settings)
-            try:
-                self._transport.update(record.channel_id, record.ts, edit)
-                with self._lock:
-                    self._counts["updated"] += 1
-            except DeliveryError as error:
-                if error.error_class in ("transient", "auth"):
-                    raise
-                logger.warning("could not edit %s to show it resolved: %s", resolve.key, error.code)
+            self._edit_in_place(record, edit, resolve.key)
         self._done(entry, entry.reply_channel or "", entry.reply_ts or "")
 
 

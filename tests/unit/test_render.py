@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -267,3 +267,24 @@ def test_untrusted_text_can_never_ping_anyone(untrusted: str) -> None:
             document = message.as_json()
             assert _leaks(document) == [], json.dumps(document)[:2000]
             assert message_error(document) is None
+
+
+def test_a_stalled_watch_says_the_api_answers_but_the_view_does_not_move() -> None:
+    from monitor.engine import Engine
+    from monitor.facts import KUBERNETES, SourceHealth, Tick, Watermark
+    from monitor.notify.examples import STARTED, scripted_config
+
+    engine = Engine(scripted_config(), started_at=STARTED)
+    engine.handle(SourceHealth(KUBERNETES, True, STARTED))
+    engine.handle(Watermark(KUBERNETES, STARTED))
+    made = [a for minute in range(1, 8) for a in engine.handle(Tick(STARTED + minute * MINUTE))]
+    [stall] = [a for a in made if isinstance(a, Post) and a.kind == "monitor_degraded"]
+    message = render_post(stall, KUBECTL)
+    assert message.text.startswith("Monitor degraded: the Kubernetes Job watch has not moved")
+    assert "cannot reach" not in message.text
+    [back] = engine.handle(Watermark(KUBERNETES, STARTED + 7 * MINUTE))
+    assert isinstance(back, Resolve)
+    assert "caught up again" in render_recovered(back, KUBECTL).text
+
+
+MINUTE = timedelta(minutes=1)
