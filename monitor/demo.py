@@ -116,6 +116,7 @@ class SlackPrinter:
         self._names = {slack.channel_id(name): name for name in (ALERTS, ERRORS)}
         self._posts = self._edits = 0
         self.kinds: dict[str, int] = {}
+        self.resolved_edits = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-slack", daemon=True)
 
@@ -128,7 +129,10 @@ class SlackPrinter:
         self.print_new()
 
     def complete(self) -> bool:
-        return all(self.kinds.get(kind, 0) >= count for kind, count in EXPECTED.items())
+        """Every scripted alert arrived, and every recovery also edited its alert (the edit
+        follows the reply, so the reply alone does not mean the demo is over)."""
+        arrived = all(self.kinds.get(kind, 0) >= count for kind, count in EXPECTED.items())
+        return arrived and self.resolved_edits >= EXPECTED["recovered"]
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
@@ -155,6 +159,8 @@ class SlackPrinter:
 
     def _edit(self, message: Message) -> None:
         first = shown(message.text).splitlines()[0] if message.text else ""
+        if first.startswith("[Resolved]"):
+            self.resolved_edits += 1
         self._console.line(self._console.style(f"[edited] {first}", "2"), stamp=True)
 
 
