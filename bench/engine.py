@@ -31,9 +31,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.config_loader import load_config
-from monitor.engine import Engine
-from monitor.facts import KUBERNETES, JobSeen, Tick, Watermark
+from monitor.config.load import load_config
+from monitor.core.engine import Engine
+from monitor.core.facts import KUBERNETES, JobSeen, Tick, Watermark
 
 T = TypeVar("T")
 START = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)

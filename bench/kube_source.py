@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.facts import Fact, JobSeen
+from monitor.core.facts import Fact, JobSeen
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.kube_store import encode, rfc3339
 from monitor.testing.kube_workloads import JOBS, job_object
@@ -232,8 +232,8 @@ def _match_config(index: int) -> dict[str, Any]:
 
 
 def bench_matching(jobs: int, batches: int) -> dict[str, float]:
-    from monitor.config import Batch
-    from monitor.matching import BatchIndex, JobIdentity, batch_matches
+    from monitor.config.model import Batch
+    from monitor.core.matching import BatchIndex, JobIdentity, batch_matches
 
     rng = random.Random(7)
     config = [

@@ -36,7 +36,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.config_loader import load_config
+from monitor.config.load import load_config
 from monitor.testing.kube_store import rfc3339
 from monitor.testing.kube_workloads import JOBS, job_object
 from monitor.testing.stack import LocalStack, MonitorProcess, cron_at

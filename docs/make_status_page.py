@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from monitor.config import Config
-from monitor.engine import Engine
-from monitor.facts import (
+from monitor.config.model import Config
+from monitor.core.engine import Engine
+from monitor.core.facts import (
     CLOUD_LOGGING,
     KUBERNETES,
     SLACK,
@@ -26,8 +26,8 @@ from monitor.facts import (
     TracebackSeen,
     Watermark,
 )
-from monitor.status_page import render_status_page
-from monitor.web import StatusSnapshot
+from monitor.web.page import render_status_page
+from monitor.web.server import StatusSnapshot
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 STARTED = datetime(2026, 11, 26, 0, 0, tzinfo=TOKYO)

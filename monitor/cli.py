@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from monitor.config_loader import ConfigError, config_json_schema, load_config
+from monitor.config.load import ConfigError, config_json_schema, load_config
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -48,7 +48,7 @@ def _schedule(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from monitor.daemon import Daemon, Options, StartupError
+    from monitor.runtime.daemon import Daemon, Options, StartupError
 
     _configure_logging(args.log_level)
     options = Options(
@@ -76,7 +76,7 @@ def _configure_logging(level: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from monitor.demo import run_demo
+    from monitor.testing.demo import run_demo
 
     return run_demo(fast=args.fast, keep=args.keep)
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.config import Config
-from monitor.engine import Engine
-from monitor.facts import (
+from monitor.config.model import Config
+from monitor.core.engine import Engine
+from monitor.core.facts import (
     KUBERNETES,
     Action,
     ConfigRejected,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from monitor.facts import Action, Edit, Post, Remind, Resolve
+from monitor.core.facts import Action, Edit, Post, Remind, Resolve
 
 logger = logging.getLogger(__name__)
 

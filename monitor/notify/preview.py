@@ -15,7 +15,7 @@ import sys
 from typing import Any
 from urllib.parse import quote
 
-from monitor.facts import Edit, Post, Remind
+from monitor.core.facts import Edit, Post, Remind
 from monitor.notify.examples import examples
 from monitor.notify.render import (
     Message,

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.facts import Post, Remind, Resolve
+from monitor.core.facts import Post, Remind, Resolve
 from monitor.notify.escape import (
     CONTEXT_TEXT_LIMIT,
     HEADER_TEXT_LIMIT,

@@ -7,7 +7,7 @@
 `submit` queues actions in the outbox and calls `persist` with the outbox's JSON form
 *before* it returns, so an alert is on disk before anything is sent; the worker thread
 calls `persist` again after each delivery (with the channel ID and `ts`). The daemon keeps
-that JSON as the `outbox` section of its one state document (`monitor.state`), next to
+that JSON as the `outbox` section of its one state document (`monitor.runtime.state`), next to
 the engine's state, and passes it back as `saved` after a restart.
 
 Delivery: each route (channel) is delivered in order; the SDK retries 429s, 5xx and
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from monitor.facts import Action, Edit, Post, Remind, Resolve
+from monitor.core.facts import Action, Edit, Post, Remind, Resolve
 from monitor.notify.escape import cut
 from monitor.notify.outbox import Entry, Outbox, SentRecord
 from monitor.notify.render import (

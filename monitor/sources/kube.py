@@ -31,7 +31,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient, BatchV1Api
 
-from monitor.facts import KUBERNETES, Fact, SourceHealth, Watermark
+from monitor.core.facts import KUBERNETES, Fact, SourceHealth, Watermark
 from monitor.sources.kube_reflector import JobReflector, ReflectorSettings
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Any
 
 from msgspec import Raw
 
-from monitor.facts import JobOutcome, JobSeen
+from monitor.core.facts import JobOutcome, JobSeen
 from monitor.sources.kube_decode import (
     DecodeError,
     JobDocument,

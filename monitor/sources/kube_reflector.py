@@ -30,7 +30,7 @@ from kubernetes.client import BatchV1Api
 from kubernetes.client.exceptions import ApiException
 from msgspec import Raw
 
-from monitor.facts import Fact, JobGone, JobSeen
+from monitor.core.facts import Fact, JobGone, JobSeen
 from monitor.sources.kube_decode import (
     DecodeError,
     ListMetadata,

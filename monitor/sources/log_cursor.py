@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.rfc3339 import format_rfc3339, parse_rfc3339
+from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
 from monitor.sources.log_entries import ContainerKey
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from monitor.rfc3339 import format_rfc3339, parse_rfc3339
-from monitor.tracebacks import MAX_MESSAGE_CHARS, TRACEBACK_MARKER, clip
+from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
+from monitor.core.tracebacks import MAX_MESSAGE_CHARS, TRACEBACK_MARKER, clip
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,15 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from monitor.config import CloudLoggingSettings
-from monitor.facts import CLOUD_LOGGING, Fact, SourceHealth, TracebackSeen, Watermark
+from monitor.config.model import CloudLoggingSettings
+from monitor.core.facts import CLOUD_LOGGING, Fact, SourceHealth, TracebackSeen, Watermark
+from monitor.core.tracebacks import (
+    GrouperState,
+    Traceback,
+    TracebackGrouper,
+    find_tracebacks,
+    message_lines,
+)
 from monitor.sources.log_cursor import Cursor, PendingTraceback
 from monitor.sources.log_entries import (
     MAX_FILTER_CHARS,
@@ -34,13 +41,6 @@ from monitor.sources.log_entries import (
     traceback_filter,
 )
 from monitor.sources.polling import PollLoop
-from monitor.tracebacks import (
-    GrouperState,
-    Traceback,
-    TracebackGrouper,
-    find_tracebacks,
-    message_lines,
-)
 
 logger = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from typing import Any
 
 from kubernetes.client import ApiClient, CoreV1Api
 
-from monitor.facts import Fact, TracebackSeen
-from monitor.rfc3339 import format_rfc3339, parse_rfc3339
+from monitor.core.facts import Fact, TracebackSeen
+from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
+from monitor.core.tracebacks import LogLine, find_tracebacks
 from monitor.sources.polling import PollLoop
-from monitor.tracebacks import LogLine, find_tracebacks
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import count
 from typing import Any
 
-from monitor.rfc3339 import format_rfc3339, parse_rfc3339
+from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
 from monitor.testing.logging_filter import FilterError, compile_filter
 
 MAX_PAGE_SIZE = 1000

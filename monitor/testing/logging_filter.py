@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from monitor.rfc3339 import parse_rfc3339
+from monitor.core.rfc3339 import parse_rfc3339
 
 LOG_ENTRY_FIELDS = frozenset(
     {

@@ -11,7 +11,7 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 
-from monitor.config_loader import load_config
+from monitor.config.load import load_config
 from tests.deploy.manifests import DEPLOY, OVERLAYS, RENDERED, documents, find, render, renderer
 
 KUBERNETES_VERSION = "1.33.0"

@@ -13,14 +13,14 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from monitor.configmap_store import (
+from monitor.runtime.configmap_store import (
     DATA_KEY,
     PACKED_KEY,
     WARN_BYTES,
     ConfigMapStore,
     StateConflict,
 )
-from monitor.state import StateDocument
+from monitor.runtime.state import StateDocument
 from monitor.testing.kube_api import FakeKubeApi
 
 REFERENCE = "monitoring/sla-monitor-state"
@@ -117,7 +117,7 @@ def test_size_is_measured_and_a_document_near_the_limit_is_logged(
 
     # Random hex barely compresses: the packed form exceeds the warning threshold.
     big = {"engine": {"history": [secrets.token_hex(WARN_BYTES)]}}
-    with caplog.at_level(logging.WARNING, logger="monitor.configmap_store"):
+    with caplog.at_level(logging.WARNING, logger="monitor.runtime.configmap_store"):
         store.save(big)
     assert store.last_size > WARN_BYTES
     assert any("near the 1 MiB" in record.getMessage() for record in caplog.records)
@@ -132,7 +132,7 @@ def test_unreadable_contents_are_logged_and_treated_as_no_state(
     body = client.V1ConfigMap(metadata=metadata, data={DATA_KEY: '{"engine": '})
     core.create_namespaced_config_map("monitoring", body)
     store = store_for(kube)
-    with caplog.at_level(logging.ERROR, logger="monitor.configmap_store"):
+    with caplog.at_level(logging.ERROR, logger="monitor.runtime.configmap_store"):
         assert store.load() is None
     assert any("unreadable" in record.getMessage() for record in caplog.records)
     store.save({"engine": {"fresh": True}})  # the store still knows the resourceVersion

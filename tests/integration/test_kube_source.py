@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from monitor.facts import JobGone, JobSeen, Watermark
+from monitor.core.facts import JobGone, JobSeen, Watermark
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.wait import wait_until
 from tests.integration.kube_support import (  # noqa: F401 (fixtures)

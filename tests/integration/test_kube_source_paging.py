@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from monitor.facts import Fact, JobSeen
+from monitor.core.facts import Fact, JobSeen
 from monitor.sources.kube import KubeJobSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.wait import wait_until

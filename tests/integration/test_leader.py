@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from monitor.leader import LEASE_NAME, LeaderElector
+from monitor.runtime.leader import LEASE_NAME, LeaderElector
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.kube_store import RESOURCES_BY_PATH
 from monitor.testing.wait import wait_until
@@ -108,7 +108,7 @@ def test_an_api_restart_shorter_than_the_renew_deadline_keeps_the_leader(
     leader = start(kube, candidates, "a", lease_duration=8, renew_deadline=6, retry_period=1)
     wait_until(leader.started.is_set, timeout=5)
     before = lease_spec(kube)["renewTime"]
-    with caplog.at_level(logging.WARNING, logger="monitor.leader"):
+    with caplog.at_level(logging.WARNING, logger="monitor.runtime.leader"):
         kube.stop()
         wait_until(lambda: "cannot read the Lease" in caplog.text, timeout=5)
         kube.start()

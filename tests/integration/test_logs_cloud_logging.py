@@ -15,12 +15,12 @@ from google.api_core.exceptions import BadRequest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 
-from monitor.config import CloudLoggingSettings
-from monitor.facts import Fact, SourceHealth, TracebackSeen, Watermark
+from monitor.config.model import CloudLoggingSettings
+from monitor.core.facts import Fact, SourceHealth, TracebackSeen, Watermark
+from monitor.core.tracebacks import MAX_LINE_CHARS
 from monitor.sources.logs import CloudLoggingSource
 from monitor.testing.logging_api import FakeCloudLogging, container_entry
 from monitor.testing.wait import wait_until
-from monitor.tracebacks import MAX_LINE_CHARS
 
 NAMESPACE = "ml-batch"
 VALUE_ERROR = """Traceback (most recent call last):

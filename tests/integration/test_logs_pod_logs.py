@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.facts import Fact, TracebackSeen
+from monitor.core.facts import Fact, TracebackSeen
 from monitor.sources.pod_logs import PodLogSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.wait import wait_until

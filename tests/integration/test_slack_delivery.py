@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.facts import Post, Resolve
+from monitor.core.facts import Post, Resolve
 from monitor.notify.slack import Notifier
 from monitor.notify.transport import SlackTransport, StdoutTransport, transport_from_env
-from monitor.state import FileStore, StateDocument
+from monitor.runtime.state import FileStore, StateDocument
 from monitor.testing.slack_api import FakeSlackApi
 from monitor.testing.wait import patient, wait_until
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.engine import Engine
-from monitor.facts import CLOUD_LOGGING, KUBERNETES, SourceHealth
-from monitor.metrics import Metrics
+from monitor.core.engine import Engine
+from monitor.core.facts import CLOUD_LOGGING, KUBERNETES, SourceHealth
 from monitor.testing.wait import patient
-from monitor.web import (
+from monitor.web.metrics import Metrics
+from monitor.web.server import (
     LatestStatus,
     OnDemandStatus,
     StatusServer,

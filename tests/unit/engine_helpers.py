@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from monitor.config import Config
-from monitor.engine import Engine
-from monitor.facts import KUBERNETES, Action, JobSeen, Post, Resolve, Tick, Watermark
+from monitor.config.model import Config
+from monitor.core.engine import Engine
+from monitor.core.facts import KUBERNETES, Action, JobSeen, Post, Resolve, Tick, Watermark
 
 T0 = datetime(2026, 11, 26, 0, 0, tzinfo=UTC)
 

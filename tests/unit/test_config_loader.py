@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import cli
-from monitor.config import Config
-from monitor.config_loader import ConfigError, config_json_schema, load_config
+from monitor.config.load import ConfigError, config_json_schema, load_config
+from monitor.config.model import Config
 
 REPO = Path(__file__).resolve().parents[2]
 ERRORS = REPO / "tests" / "config_errors"
@@ -162,7 +162,7 @@ def _all_option_names(model: type[Any]) -> set[str]:
     for name, info in model.model_fields.items():
         names.add(name)
         for inner in re.findall(r"\b([A-Z]\w+)\b", str(info.annotation)):
-            nested = getattr(sys.modules["monitor.config"], inner, None)
+            nested = getattr(sys.modules["monitor.config.model"], inner, None)
             if isinstance(nested, type) and hasattr(nested, "model_fields"):
                 names |= _all_option_names(nested)
     return names

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.config_loader import ConfigError, load_config
+from monitor.config.load import ConfigError, load_config
 
 
 def test_ten_thousand_batches_load(tmp_path: Path) -> None:

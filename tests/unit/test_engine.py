@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from monitor.engine import Engine
-from monitor.facts import (
+from monitor.core.engine import Engine
+from monitor.core.facts import (
     KUBERNETES,
     ConfigRejected,
     ConfigReplaced,
@@ -19,7 +19,7 @@ from monitor.facts import (
     TracebackSeen,
     Watermark,
 )
-from monitor.schedule import iso
+from monitor.core.schedule import iso
 from tests.unit.engine_helpers import (
     T0,
     advance,

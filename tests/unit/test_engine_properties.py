@@ -16,9 +16,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.config import Config
-from monitor.engine import Engine
-from monitor.facts import (
+from monitor.config.model import Config
+from monitor.core.engine import Engine
+from monitor.core.facts import (
     KUBERNETES,
     Action,
     Edit,

@@ -7,8 +7,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from monitor.engine import Engine
-from monitor.facts import (
+from monitor.core.engine import Engine
+from monitor.core.facts import (
     KUBERNETES,
     Action,
     ConfigReplaced,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.config import Batch
-from monitor.matching import BatchIndex, JobIdentity, batch_matches, literal_prefix
+from monitor.config.model import Batch
+from monitor.core.matching import BatchIndex, JobIdentity, batch_matches, literal_prefix
 
 NAME_PIECES = ["ab", "AB", "a", "c", "-", ".", "\n"]
 PATTERNS = [

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.facts import Action, Post, Resolve
+from monitor.core.facts import Action, Post, Resolve
 from monitor.notify.escape import TRUNCATED
 from monitor.notify.examples import MENTION, examples
 from monitor.notify.preview import html_preview
@@ -270,8 +270,8 @@ def test_untrusted_text_can_never_ping_anyone(untrusted: str) -> None:
 
 
 def test_a_stalled_watch_says_the_api_answers_but_the_view_does_not_move() -> None:
-    from monitor.engine import Engine
-    from monitor.facts import KUBERNETES, SourceHealth, Tick, Watermark
+    from monitor.core.engine import Engine
+    from monitor.core.facts import KUBERNETES, SourceHealth, Tick, Watermark
     from monitor.notify.examples import STARTED, scripted_config
 
     engine = Engine(scripted_config(), started_at=STARTED)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.schedule import (
+from monitor.core.schedule import (
     CronSchedule,
     DeadlineRule,
     format_duration,

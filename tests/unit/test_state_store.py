@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from monitor.state import FileStore, StateDocument
+from monitor.runtime.state import FileStore, StateDocument
 
 
 def test_a_saved_document_loads_back_and_leaves_no_temporary_files(tmp_path: Path) -> None:

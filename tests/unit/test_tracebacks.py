@@ -6,7 +6,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from monitor.tracebacks import (
+from monitor.core.tracebacks import (
     MAX_LINE_CHARS,
     MAX_TRACEBACK_LINES,
     GrouperState,

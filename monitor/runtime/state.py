@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitor.codec import canonical_json
+from monitor.core.codec import canonical_json
 
 logger = logging.getLogger(__name__)
 

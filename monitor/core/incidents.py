@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from monitor.facts import Action, Edit, Remind, Resolve
-from monitor.schedule import epoch, from_epoch, iso
+from monitor.core.facts import Action, Edit, Remind, Resolve
+from monitor.core.schedule import epoch, from_epoch, iso
 
 IncidentKind = Literal["missed_deadline", "stale"]
 

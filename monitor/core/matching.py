@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.config import Batch
+from monitor.core.spec import BatchSpec
 
 # The stdlib's regex parser: the reliable way to know what an anchored pattern must start with.
 _sre_parser: Any = importlib.import_module("re._parser")
@@ -39,7 +39,7 @@ class JobIdentity:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-def batch_matches(batch: Batch, job: JobIdentity) -> bool:
+def batch_matches(batch: BatchSpec, job: JobIdentity) -> bool:
     """True when every field of the batch's `match` holds for the Job."""
     match = batch.match
     if match.namespace is not None and match.namespace != job.namespace:
@@ -77,7 +77,7 @@ def literal_prefix(pattern: re.Pattern[str]) -> str:
     return "".join(prefix)
 
 
-def _keys(batch: Batch) -> list[tuple[str, ...]]:
+def _keys(batch: BatchSpec) -> list[tuple[str, ...]]:
     """Every value the index could file `batch` under, most specific kind first."""
     match = batch.match
     keys: list[tuple[str, ...]] = []
@@ -97,7 +97,7 @@ def _keys(batch: Batch) -> list[tuple[str, ...]]:
 # unpacked once, so checking a candidate touches no model attribute.
 _Entry = tuple[
     int,
-    Batch,
+    BatchSpec,
     str | None,
     str | None,
     Callable[[str], re.Match[str] | None] | None,
@@ -105,7 +105,7 @@ _Entry = tuple[
 ]
 
 
-def _entry(position: int, batch: Batch) -> _Entry:
+def _entry(position: int, batch: BatchSpec) -> _Entry:
     match = batch.match
     pattern = match.job_name_pattern
     search = pattern.search if pattern is not None else None
@@ -116,7 +116,7 @@ def _entry(position: int, batch: Batch) -> _Entry:
 class BatchIndex:
     """Batches indexed for fast matching; keeps config order in results."""
 
-    def __init__(self, batches: Sequence[Batch]) -> None:
+    def __init__(self, batches: Sequence[BatchSpec]) -> None:
         keyed = [(position, batch, _keys(batch)) for position, batch in enumerate(batches)]
         sharing = Counter(key for _, _, keys in keyed for key in keys)
         self._by_cronjob: dict[str, list[_Entry]] = defaultdict(list)
@@ -140,7 +140,7 @@ class BatchIndex:
                 self._by_label[(value[0], value[1])].append(entry)
         self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
 
-    def batches_for(self, job: JobIdentity) -> list[Batch]:
+    def batches_for(self, job: JobIdentity) -> list[BatchSpec]:
         """Every batch the Job matches, in config order."""
         candidates: list[_Entry] = []
         if job.cronjob is not None and self._by_cronjob:
@@ -157,7 +157,7 @@ class BatchIndex:
             for pair in job.labels.items():
                 candidates += self._by_label.get(pair, ())
         candidates += self._scan
-        found: list[tuple[int, Batch]] = []
+        found: list[tuple[int, BatchSpec]] = []
         namespace, cronjob, name, labels = job.namespace, job.cronjob, job.name, job.labels
         # The same tests as `batch_matches`, on the unpacked entry.
         for position, batch, want_namespace, want_cronjob, search, want_labels in candidates:
@@ -175,5 +175,5 @@ class BatchIndex:
         return [batch for _, batch in found]
 
 
-def _position(found: tuple[int, Batch]) -> int:
+def _position(found: tuple[int, BatchSpec]) -> int:
     return found[0]

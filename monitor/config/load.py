@@ -2,7 +2,7 @@
 
 A directory means every `*.yaml`/`*.yml` in it (sorted, hidden files skipped), merged:
 `batches` lists are concatenated in file order, every other top-level key belongs to one
-file only. The merged data is validated by the pydantic models of `monitor.config`, and
+file only. The merged data is validated by the pydantic models of `monitor.config.model`, and
 each pydantic error's `loc` is mapped back to the file position it came from. Nothing is
 raised until every file has been read and every check has run: `ConfigError` carries all
 problems at once, sorted by file, line and column.
@@ -22,8 +22,8 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from monitor.config import Config
-from monitor.config_yaml import DataPath, Located, Position, Problem, YamlDocument, read_yaml
+from monitor.config.model import Config
+from monitor.config.yaml_nodes import DataPath, Located, Position, Problem, YamlDocument, read_yaml
 
 __all__ = ["ConfigError", "Position", "Problem", "config_json_schema", "load_config"]
 

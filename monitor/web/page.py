@@ -16,7 +16,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from monitor.web import StatusSnapshot
+    from monitor.web.server import StatusSnapshot
 
 #: state -> (label, badge colour), worst first; the order sorts the batch table.
 STATES: dict[str, tuple[str, str]] = {

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.facts import Action, Post
-from monitor.incidents import Incident
-from monitor.schedule import NEVER, epoch, from_epoch, iso
+from monitor.core.facts import Action, Post
+from monitor.core.incidents import Incident
+from monitor.core.schedule import NEVER, epoch, from_epoch, iso
 
 #: Stale means strictly past the bound: wake just after it.
 _EPSILON = timedelta(milliseconds=1)

@@ -6,9 +6,10 @@ config and the same set of facts — in any order, any number of times, with the
 watermarks honest — it returns the same alerts, each key exactly once. Its whole state is
 a JSON document (`to_json`/`restore`), so a restarted daemon resumes exactly.
 
-Deadline and freshness judgement live in `monitor.deadlines` / `monitor.freshness`; this
-module routes facts to them, owns the per-Job signals (`job_failed`, `traceback`), source
-health (`monitor_degraded`), config replacement, and the log of every key ever posted.
+Deadline and freshness judgement live in `monitor.core.tracks` and incidents in
+`monitor.core.incidents`; this module routes facts to them, owns the per-Job signals
+(`job_failed`, `traceback`), source health (`monitor_degraded`), config replacement, and the
+log of posted keys. It reads the config only through `monitor.core.spec`.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.codec import canonical_json
-from monitor.config import Batch, Config
-from monitor.deadlines import DeadlineTrack
-from monitor.facts import (
+from monitor.core.codec import canonical_json
+from monitor.core.facts import (
     KUBERNETES,
     Action,
     ConfigRejected,
@@ -39,10 +38,9 @@ from monitor.facts import (
     TracebackSeen,
     Watermark,
 )
-from monitor.freshness import FreshnessTrack
-from monitor.incidents import Incident
-from monitor.matching import BatchIndex, JobIdentity
-from monitor.schedule import (
+from monitor.core.incidents import Incident
+from monitor.core.matching import BatchIndex, JobIdentity
+from monitor.core.schedule import (
     NEVER,
     canonical_zone,
     epoch,
@@ -51,6 +49,9 @@ from monitor.schedule import (
     iso,
     parse_instant,
 )
+from monitor.core.spec import BatchSpec, ConfigSpec
+from monitor.core.tracks.deadline import DeadlineTrack
+from monitor.core.tracks.freshness import FreshnessTrack
 
 STATE_VERSION = 2
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
@@ -72,7 +73,7 @@ DUE_SOON = timedelta(hours=1)
 Track = DeadlineTrack | FreshnessTrack
 
 
-def schedule_signature(config: Config, batch: Batch) -> str:
+def schedule_signature(config: ConfigSpec, batch: BatchSpec) -> str:
     """A short digest of what, if changed by a reload, makes a batch be re-judged.
 
     Zones are compared by identity after canonicalisation (`UTC` and `Etc/UTC` are one).
@@ -105,7 +106,7 @@ class Engine:
 
     def __init__(
         self,
-        config: Config,
+        config: ConfigSpec,
         started_at: datetime,
         history_retention: timedelta = timedelta(days=7),
     ) -> None:
@@ -187,14 +188,14 @@ class Engine:
             actions += self._job_failed(job, self._alerting(batches, "job_failed"), failed_at)
         return actions
 
-    def _alerting(self, batches: list[Batch], kind: str) -> Batch | None:
+    def _alerting(self, batches: list[BatchSpec], kind: str) -> BatchSpec | None:
         """The batch a failure signal is alerted as: the first (config order) whose switch
         for `kind` is on; the first match when none is (its switch then silences it)."""
         return next(
             (b for b in batches if getattr(b.notify, kind)), batches[0] if batches else None
         )
 
-    def _completed(self, batch: Batch, uid: str, at: datetime) -> list[Action]:
+    def _completed(self, batch: BatchSpec, uid: str, at: datetime) -> list[Action]:
         actions = self.tracks[batch.name].completed(uid, at)
         self._encoded.pop(batch.name, None)
         self._schedule(batch.name)
@@ -216,7 +217,9 @@ class Engine:
         """Signals from before the first start, or older than the key log, are not alerted."""
         return at < self.started_at - _CLOCK_RESOLUTION or at < self.now - self.history_retention
 
-    def _job_failed(self, job: JobSeen, batch: Batch | None, failed_at: datetime) -> list[Action]:
+    def _job_failed(
+        self, job: JobSeen, batch: BatchSpec | None, failed_at: datetime
+    ) -> list[Action]:
         if self._too_old(failed_at) or not self._notify(batch, "job_failed"):
             return []
         return [
@@ -238,7 +241,7 @@ class Engine:
         ]
 
     def _traceback(self, seen: TracebackSeen) -> list[Action]:
-        batch: Batch | None = None
+        batch: BatchSpec | None = None
         if seen.job is not None:
             identity = JobIdentity(seen.namespace, seen.job, seen.cronjob, seen.labels)
             batches = self._index.batches_for(identity)
@@ -266,7 +269,7 @@ class Engine:
             )
         ]
 
-    def _notify(self, batch: Batch | None, kind: str) -> bool:
+    def _notify(self, batch: BatchSpec | None, kind: str) -> bool:
         """Per-batch switches; Jobs of no batch only alert when `unmatched` asks."""
         if batch is not None:
             return bool(getattr(batch.notify, kind))
@@ -426,7 +429,7 @@ class Engine:
         key, at = self.config_degraded_key, rejected.at
         return [_degraded(key, at, "config", at, errors=list(rejected.errors))]
 
-    def _replace_config(self, config: Config, at: datetime) -> list[Action]:
+    def _replace_config(self, config: ConfigSpec, at: datetime) -> list[Action]:
         at = max(at, self.now)  # a reload is never placed behind what was already judged
         self.config = config
         self._index = BatchIndex(config.batches)
@@ -436,7 +439,7 @@ class Engine:
             self.config_degraded_key = None
         return actions + self._advance()
 
-    def _reconcile(self, config: Config, at: datetime) -> list[Action]:
+    def _reconcile(self, config: ConfigSpec, at: datetime) -> list[Action]:
         """Re-judge every batch from what is known under the new config.
 
         Unchanged batches are kept as they are. A re-timed deadline batch keeps its decided
@@ -468,7 +471,7 @@ class Engine:
         return actions
 
     def _fresh_track(
-        self, config: Config, batch: Batch, at: datetime, old: Track | None
+        self, config: ConfigSpec, batch: BatchSpec, at: datetime, old: Track | None
     ) -> tuple[Track, list[Action]]:
         """The track of a batch that is new or whose timing changed (see `_reconcile`)."""
         rule = config.deadline_rule(batch)
@@ -573,7 +576,7 @@ class Engine:
             self._batch_status(batch, by_batch.get(batch.name, [])) for batch in self.config.batches
         ]
 
-    def _batch_status(self, batch: Batch, open_alerts: list[str]) -> dict[str, Any]:
+    def _batch_status(self, batch: BatchSpec, open_alerts: list[str]) -> dict[str, Any]:
         track = self.tracks[batch.name]
         kinds = {self.open_alerts[key]["kind"] for key in open_alerts}
         failure = self.last_failure.get(batch.name)
@@ -667,7 +670,7 @@ class Engine:
     @classmethod
     def restore(
         cls,
-        config: Config,
+        config: ConfigSpec,
         data: dict[str, Any],
         now: datetime,
         history_retention: timedelta = timedelta(days=7),
@@ -743,7 +746,7 @@ def _back(key: str, at: datetime, source: str) -> Resolve:
 
 
 def _restore_track(
-    config: Config, name: str, saved: dict[str, Any]
+    config: ConfigSpec, name: str, saved: dict[str, Any]
 ) -> tuple[Track | None, Incident | None]:
     """A saved track under the batch's current config, or (None, its open incident) when the
     batch is gone or changed kind meanwhile (that incident is then closed).

@@ -32,10 +32,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from monitor.engine import Engine
-from monitor.metrics import Metrics
-from monitor.schedule import iso
-from monitor.status_page import render_status_page
+from monitor.core.engine import Engine
+from monitor.core.schedule import iso
+from monitor.web.metrics import Metrics
+from monitor.web.page import render_status_page
 
 logger = logging.getLogger(__name__)
 

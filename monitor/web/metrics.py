@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from monitor.facts import AlertKind
+from monitor.core.facts import AlertKind
 
 PREFIX = "sla_monitor"
 #: Slack answers in tens of milliseconds when well, seconds when throttled or retried.

@@ -32,11 +32,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from kubernetes.client import ApiClient
 
-from monitor.codec import canonical_json
-from monitor.config import Config
-from monitor.configmap_store import StateConflict
-from monitor.engine import Engine
-from monitor.facts import (
+from monitor.config.model import Config
+from monitor.core.codec import canonical_json
+from monitor.core.engine import Engine
+from monitor.core.facts import (
     SLACK,
     Action,
     Edit,
@@ -49,15 +48,16 @@ from monitor.facts import (
     TracebackSeen,
     Watermark,
 )
-from monitor.metrics import Metrics
 from monitor.notify.render import Message, RenderSettings
 from monitor.notify.slack import Notifier
 from monitor.notify.transport import Delivery, Transport
+from monitor.runtime.configmap_store import StateConflict
+from monitor.runtime.state import StateDocument, StateStore
 from monitor.sources.kube import KubeJobSource
 from monitor.sources.logs import CloudLoggingSource
 from monitor.sources.pod_logs import PodLogSource
-from monitor.state import StateDocument, StateStore
-from monitor.web import StatusSnapshot
+from monitor.web.metrics import Metrics
+from monitor.web.server import StatusSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -311,13 +311,13 @@ class Pipeline:
         return None
 
     def reload(self, config: Config) -> None:
-        from monitor.facts import ConfigReplaced
+        from monitor.core.facts import ConfigReplaced
 
         self.config = config
         self._queue.put(ConfigReplaced(config, self._clock()))
 
     def reject(self, errors: tuple[str, ...]) -> None:
-        from monitor.facts import ConfigRejected
+        from monitor.core.facts import ConfigRejected
 
         self._queue.put(ConfigRejected(self._clock(), errors))
 

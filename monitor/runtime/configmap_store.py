@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from monitor.state import Document, encode
+from monitor.runtime.state import Document, encode
 
 logger = logging.getLogger(__name__)
 

@@ -23,17 +23,17 @@ from types import FrameType
 
 from kubernetes.client import ApiClient
 
-from monitor.config import Config
-from monitor.config_loader import ConfigError, load_config
-from monitor.config_watch import ConfigWatcher
-from monitor.configmap_store import ConfigMapStore
-from monitor.kube_client import api_client_from_environment
-from monitor.leader import LeaderElector
-from monitor.metrics import Metrics
+from monitor.config.load import ConfigError, load_config
+from monitor.config.model import Config
+from monitor.config.watch import ConfigWatcher
 from monitor.notify.transport import transport_from_env
-from monitor.pipeline import Pipeline, Timings
-from monitor.state import FileStore, StateStore
-from monitor.web import StatusServer, StatusSnapshot, parse_listen
+from monitor.runtime.configmap_store import ConfigMapStore
+from monitor.runtime.kube_client import api_client_from_environment
+from monitor.runtime.leader import LeaderElector
+from monitor.runtime.pipeline import Pipeline, Timings
+from monitor.runtime.state import FileStore, StateStore
+from monitor.web.metrics import Metrics
+from monitor.web.server import StatusServer, StatusSnapshot, parse_listen
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The SLA config: pydantic models for everything SPEC's "Config (YAML)" allows.
 
 Models validate values (durations, cron, timezones, regexes, one of deadline/freshness)
-and forbid unknown keys; `monitor.config_loader` reads YAML files and maps pydantic's
+and forbid unknown keys; `monitor.config.load` reads YAML files and maps pydantic's
 errors back to FILE:LINE:COL. Cross-field rules are field validators rather than model
 validators so that they still run when a sibling field is broken: every error is
 reported in one pass. A validated `Config` is immutable and swapped whole on reload.
@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.schedule import (
+from monitor.core.schedule import (
     DURATION_PATTERN,
     DeadlineRule,
     cron_schedule,
@@ -39,6 +39,7 @@ from monitor.schedule import (
     parse_duration,
     validate_cron,
 )
+from monitor.core.spec import BatchSpec
 
 _CRON_FIELDS = (
     ("minute", "0-59"),
@@ -347,10 +348,10 @@ class Config(_Strict):
         None, description="Absent: Jobs that match no batch raise no alert."
     )
 
-    def zone_of(self, batch: Batch) -> ZoneInfo:
+    def zone_of(self, batch: BatchSpec) -> ZoneInfo:
         return load_timezone(batch.timezone or self.timezone)
 
-    def deadline_rule(self, batch: Batch) -> DeadlineRule | None:
+    def deadline_rule(self, batch: BatchSpec) -> DeadlineRule | None:
         """The timing of a deadline batch (None for freshness batches)."""
         if batch.deadline is None:
             return None

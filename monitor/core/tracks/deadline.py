@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from monitor.facts import Action, Post
-from monitor.incidents import Incident
-from monitor.schedule import NEVER, DeadlineRule, epoch, from_epoch, iso
+from monitor.core.facts import Action, Post
+from monitor.core.incidents import Incident
+from monitor.core.schedule import NEVER, DeadlineRule, epoch, from_epoch, iso
 
 #: Successes kept beyond what an undecided window needs, so that a reload that widens a
 #: window (or re-times the batch) re-judges from the recent ones.

@@ -1,0 +1,1 @@
+"""The SLA config: its model, loading with FILE:LINE:COL errors, and watching for changes."""

@@ -1,0 +1,1 @@
+"""Per-batch judgement: deadline and freshness tracks, functions of the runs they know."""

@@ -1,0 +1,1 @@
+"""The daemon: wiring, the engine thread, state stores, leader election."""
