@@ -21,6 +21,7 @@ from monitor.core.engine import Engine
 from monitor.core.facts import (
     KUBERNETES,
     Action,
+    ConfigReplaced,
     Edit,
     Fact,
     Post,
@@ -253,3 +254,27 @@ def test_saving_and_restoring_at_any_point_changes_nothing(
     # The incrementally encoded form (only changed batches re-encoded) is never stale.
     for engine in (first, resumed, uninterrupted):
         assert json.loads(engine.encoded()) == engine.to_json()
+
+
+@settings(max_examples=200, deadline=None)
+@given(timeline=timelines(), data=st.data())
+def test_a_reload_to_an_equivalent_config_changes_nothing(
+    timeline: Timeline, data: st.DataObject
+) -> None:
+    """The same config read again, or with its zone spelled differently (`UTC` as
+    `Etc/UTC`), reloaded at any point: the same alerts, and nothing posted twice."""
+    steps: list[Fact] = []
+    for facts, checkpoint in zip(in_time_order(timeline), timeline.checkpoints, strict=True):
+        steps += [*facts, Tick(checkpoint), Watermark(KUBERNETES, checkpoint)]
+    cut = data.draw(st.integers(0, len(steps)), label="cut")
+    expected = Engine(timeline.config, started_at=T0).handle_all(steps)
+
+    document = timeline.config.model_dump(mode="json", exclude_defaults=True)
+    document["timezone"] = data.draw(st.sampled_from(["UTC", "Etc/UTC", "Etc/Zulu"]))
+    equivalent = Config.model_validate(document)
+    engine = Engine(timeline.config, started_at=T0)
+    actions = engine.handle_all(steps[:cut])
+    at = data.draw(st.sampled_from([T0, *timeline.checkpoints]), label="reload at")
+    actions += engine.handle(ConfigReplaced(equivalent, at=at))
+    actions += engine.handle_all(steps[cut:])
+    assert summary(actions) == summary(expected)
