@@ -196,7 +196,10 @@ class Engine:
         )
 
     def _completed(self, batch: BatchSpec, uid: str, at: datetime) -> list[Action]:
-        actions = self.tracks[batch.name].completed(uid, at)
+        track = self.tracks[batch.name]
+        if track.changes_nothing(uid, at):  # a relist after a restart: most of 100k Jobs
+            return []
+        actions = track.completed(uid, at)
         self._encoded.pop(batch.name, None)
         self._schedule(batch.name)
         return actions
@@ -407,6 +410,9 @@ class Engine:
         self.watermark_stall_key = f"degraded:kubernetes-watermark@{iso(seen)}"
         detail = "the Kubernetes API answers but the Job watch has stopped moving"
         return [_degraded(self.watermark_stall_key, self.now, "kubernetes-watermark", seen, detail)]
+
+    def _incident_keys(self) -> set[str]:
+        return {incident.key for incident in self._incidents()}
 
     def _incidents(self) -> list[Incident]:
         return [track.incident for track in self.tracks.values() if track.incident is not None]
@@ -641,6 +647,7 @@ class Engine:
 
     def to_json(self, tracks: bool = True) -> dict[str, Any]:
         """The whole state as a JSON-able document (see `restore`)."""
+        incidents = self._incident_keys()
         return {
             "version": STATE_VERSION,
             "started_at": iso(self.started_at),
@@ -648,9 +655,11 @@ class Engine:
             "watermarks": {source: iso(at) for source, at in self.watermarks.items()},
             "tracks": {name: self._track_entry(name) for name in self.tracks} if tracks else {},
             "posted": {key: epoch(at) for key, at in self.posted.items()},
+            # Open incidents are saved with their tracks; only the rest is listed here.
             "open_alerts": {
                 key: [alert["kind"], alert["batch"], alert["at"]]
                 for key, alert in self.open_alerts.items()
+                if key not in incidents
             },
             "last_failure": {name: epoch(at) for name, at in self.last_failure.items()},
             "sources": {
@@ -720,6 +729,12 @@ class Engine:
         engine._index = BatchIndex(config.batches)
         engine._heap, engine._due, engine._recent = [], {}, OrderedDict()
         engine._encoded = {}
+        for incident in [*engine._incidents(), *gone]:
+            engine.open_alerts[incident.key] = {
+                "kind": incident.kind,
+                "batch": incident.batch,
+                "at": iso(incident.opened_at),
+            }
         engine._queued = [
             incident.closed(engine.now, "batch removed from config") for incident in gone
         ] + engine._reconcile(config, engine.now)

@@ -15,13 +15,14 @@ incident's first miss resolves it (and still meets every window that holds it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.core.facts import Action, Post
 from monitor.core.incidents import Incident
 from monitor.core.schedule import NEVER, DeadlineRule, epoch, from_epoch, iso
 
+_TICK = timedelta(microseconds=1)
 #: Successes kept beyond what an undecided window needs, so that a reload that widens a
 #: window (or re-times the batch) re-judges from the recent ones.
 KEPT_SUCCESSES = 2
@@ -78,6 +79,20 @@ class DeadlineTrack:
         )
 
     # -- facts -----------------------------------------------------------------------
+
+    def changes_nothing(self, uid: str, at: datetime) -> bool:
+        """Whether a success (typically relisted after a restart) can change nothing: known
+        already, or walked, no newer than the latest walked success (which then meets every
+        undecided window this one could), and unable to resolve the open incident."""
+        known = self.successes.get(uid)
+        if known is not None and known <= at:
+            return True
+        if at > self.walked_to:
+            return False
+        if self.incident is not None and at > self.incident.opened_at:
+            return False
+        walked = (t for t in self.successes.values() if t <= self.walked_to)
+        return at <= max(walked, default=at - _TICK)
 
     def completed(self, uid: str, at: datetime) -> list[Action]:
         """A successful completion of a run of this batch (any number of times)."""

@@ -48,6 +48,13 @@ class FreshnessTrack:
         stale = self.stale_at() + _EPSILON if self.incident is None else NEVER
         return min(stale, min(self.pending.values(), default=NEVER))
 
+    def changes_nothing(self, uid: str, at: datetime) -> bool:
+        """Whether a success can change nothing: seen already, or walked and no newer than
+        the last success (so it can neither move the stale instant nor end a spell)."""
+        if uid in self.seen or uid in self.pending:
+            return uid in self.seen or self.pending[uid] <= at
+        return at <= self.walked_to and self.last_success is not None and at <= self.last_success
+
     def completed(self, uid: str, at: datetime) -> list[Action]:
         if uid in self.seen or uid in self.pending:
             if uid in self.pending:
