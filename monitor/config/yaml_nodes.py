@@ -18,6 +18,7 @@ import yaml
 DataPath = tuple[str | int, ...]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
+_STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NULL_TAG = "tag:yaml.org,2002:null"
@@ -144,6 +145,8 @@ class _Builder:
             self._active.discard(id(node))
 
     def _scalar(self, node: yaml.Node, path: DataPath | None) -> tuple[bool, Any]:
+        if node.tag == _STR_TAG and isinstance(node.value, str):
+            return True, node.value  # what the constructor returns, without its overhead
         try:
             return True, self._loader.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as error:
@@ -208,10 +211,24 @@ class _Builder:
         return True, result
 
 
+#: libyaml's composer when PyYAML has it (several times faster on large configs; its nodes
+#: carry the same line/column marks). A file with any problem is read again by the
+#: pure-Python loader, whose messages and positions are the ones documented and tested.
+_FAST_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def read_yaml(file: str, text: str) -> YamlDocument:
     """Parse one YAML document whose top level must be a mapping of settings."""
+    if _FAST_LOADER is not yaml.SafeLoader:
+        document = _read_yaml(file, text, _FAST_LOADER)
+        if not document.problems:
+            return document
+    return _read_yaml(file, text, yaml.SafeLoader)
+
+
+def _read_yaml(file: str, text: str, loader_type: type[yaml.SafeLoader]) -> YamlDocument:
     document = YamlDocument(file)
-    loader = yaml.SafeLoader(text)
+    loader = loader_type(text)
     try:
         root = loader.get_single_node()
         if root is None:
