@@ -128,6 +128,7 @@ class Engine:
         self._index = BatchIndex(config.batches)
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
+        self._open: set[str] = set()
         self._recent: OrderedDict[str, JobSeen] = OrderedDict()
         self._queued: list[Action] = []
         self._encoded: dict[str, str] = {}
@@ -307,15 +308,23 @@ class Engine:
         return actions
 
     def _schedule(self, name: str) -> None:
-        due = self.tracks[name].due()
+        """File a track that changed: under its next due instant, and among the batches
+        with an open incident (reminders and wake-ups look only there)."""
+        track = self.tracks[name]
+        due = track.due()
         if self._due.get(name) != due:
             self._due[name] = due
             heapq.heappush(self._heap, (due, name))
+        if track.incident is None:
+            self._open.discard(name)
+        else:
+            self._open.add(name)
 
     def _schedule_all(self) -> None:
         self._due = {name: track.due() for name, track in self.tracks.items()}
         self._heap = [(due, name) for name, due in self._due.items()]
         heapq.heapify(self._heap)
+        self._open = {name for name, track in self.tracks.items() if track.incident is not None}
 
     def next_wakeup(self) -> datetime | None:
         """The earliest instant at which a `Tick` could make something due."""
@@ -415,13 +424,16 @@ class Engine:
         return {incident.key for incident in self._incidents()}
 
     def _incidents(self) -> list[Incident]:
-        return [track.incident for track in self.tracks.values() if track.incident is not None]
+        """The open incidents (O(open), not O(batches): asked after every fact)."""
+        found = (self.tracks[name].incident for name in self._open)
+        return [incident for incident in found if incident is not None]
 
     def _reminders(self) -> list[Action]:
         every = self.config.slack.remind
         actions: list[Action] = []
-        for name, track in self.tracks.items():
-            if track.incident is not None and (due := track.incident.reminder(self.now, every)):
+        for name in sorted(self._open):
+            incident = self.tracks[name].incident
+            if incident is not None and (due := incident.reminder(self.now, every)):
                 actions += due
                 self._encoded.pop(name, None)
         return actions
@@ -728,8 +740,10 @@ class Engine:
         engine.config = config
         engine._index = BatchIndex(config.batches)
         engine._heap, engine._due, engine._recent = [], {}, OrderedDict()
+        engine._open = set()
         engine._encoded = {}
-        for incident in [*engine._incidents(), *gone]:
+        restored = [track.incident for track in engine.tracks.values() if track.incident]
+        for incident in [*restored, *gone]:
             engine.open_alerts[incident.key] = {
                 "kind": incident.kind,
                 "batch": incident.batch,
