@@ -165,6 +165,9 @@ class SlackDefaults(_Strict):
     """Where alerts go unless a batch says otherwise."""
 
     channel: str | None = Field(None, description="Default channel for every alert.")
+    errors_channel: str | None = Field(
+        None, description="Default channel of job_failed/traceback; absent: channel."
+    )
     token_env: str = Field("SLACK_BOT_TOKEN", description="Env var holding the bot token.")
     remind: Duration = Field(
         timedelta(hours=24),
@@ -266,6 +269,10 @@ class Route(_Strict):
     """Where one batch's (or unmatched Jobs') alerts go."""
 
     channel: str | None = Field(None, description="Slack channel; default: slack.channel.")
+    errors_channel: str | None = Field(
+        None,
+        description="Channel of job_failed/traceback; default: channel, slack.errors_channel.",
+    )
     mention: str | None = Field(
         None, description="Slack mention added to alerts, e.g. <!subteam^S0123>."
     )

@@ -28,6 +28,7 @@ from monitor.core.facts import (
     Action,
     ConfigRejected,
     ConfigReplaced,
+    Decision,
     Fact,
     JobGone,
     JobSeen,
@@ -39,19 +40,26 @@ from monitor.core.facts import (
     Watermark,
 )
 from monitor.core.incidents import Incident
+from monitor.core.kinds import (
+    DegradedDetails,
+    JobFailedDetails,
+    RecoveredDetails,
+    TracebackDetails,
+    is_resolvable,
+)
 from monitor.core.matching import BatchIndex, JobIdentity
+from monitor.core.runs import RunHistory
 from monitor.core.schedule import (
     NEVER,
     canonical_zone,
     epoch,
-    format_duration,
     from_epoch,
     iso,
     parse_instant,
 )
 from monitor.core.spec import BatchSpec, ConfigSpec
-from monitor.core.tracks.deadline import DeadlineTrack
-from monitor.core.tracks.freshness import FreshnessTrack
+from monitor.core.status import batch_status
+from monitor.core.tracks import DeadlineTrack, FreshnessTrack, Track
 
 STATE_VERSION = 2
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
@@ -65,12 +73,7 @@ _LAG_TOLERANCE = timedelta(seconds=10)
 _LAG_CONFIRMATION = timedelta(seconds=30)
 #: Successes of any Job remembered for batches that a reload adds.
 _RECENT_SUCCESSES = 20_000
-ZERO = timedelta(0)
 _EPSILON = timedelta(milliseconds=1)
-#: A deadline this close, not yet met, shows the batch as "due".
-DUE_SOON = timedelta(hours=1)
-
-Track = DeadlineTrack | FreshnessTrack
 
 
 def schedule_signature(config: ConfigSpec, batch: BatchSpec) -> str:
@@ -124,6 +127,8 @@ class Engine:
         self.watermark_stall_key: str | None = None
         self._lagging_since: datetime | None = None
         self.history: list[dict[str, str]] = []
+        self.runs: dict[str, RunHistory] = {}
+        self._decisions: list[Decision] = []
         self.config = config
         self._index = BatchIndex(config.batches)
         self._heap: list[tuple[datetime, str]] = []
@@ -176,6 +181,9 @@ class Engine:
         identity = JobIdentity(job.namespace, job.name, job.cronjob, job.labels)
         batches = self._index.batches_for(identity)
         actions: list[Action] = []
+        for batch in batches:
+            if self._runs_of(batch.name).seen(job):
+                self._encoded.pop(batch.name, None)
         if job.outcome == "succeeded" and job.completion_time is not None:
             self._remember_success(job)
             for batch in batches:
@@ -189,6 +197,22 @@ class Engine:
             actions += self._job_failed(job, self._alerting(batches, "job_failed"), failed_at)
         return actions
 
+    def _runs_of(self, name: str) -> RunHistory:
+        runs = self.runs.get(name)
+        if runs is None:
+            runs = self.runs[name] = RunHistory()
+        return runs
+
+    def take_decisions(self) -> list[Decision]:
+        """The judgements made since the last call, with their reasons."""
+        decisions, self._decisions = self._decisions, []
+        return decisions
+
+    def _took(self, name: str, track: Track) -> None:
+        if track.reasons:
+            self._decisions += [Decision(name, reason) for reason in track.reasons]
+            track.reasons.clear()
+
     def _alerting(self, batches: list[BatchSpec], kind: str) -> BatchSpec | None:
         """The batch a failure signal is alerted as: the first (config order) whose switch
         for `kind` is on; the first match when none is (its switch then silences it)."""
@@ -201,6 +225,7 @@ class Engine:
         if track.changes_nothing(uid, at):  # a relist after a restart: most of 100k Jobs
             return []
         actions = track.completed(uid, at)
+        self._took(batch.name, track)
         self._encoded.pop(batch.name, None)
         self._schedule(batch.name)
         return actions
@@ -224,25 +249,25 @@ class Engine:
     def _job_failed(
         self, job: JobSeen, batch: BatchSpec | None, failed_at: datetime
     ) -> list[Action]:
-        if self._too_old(failed_at) or not self._notify(batch, "job_failed"):
+        if self._too_old(failed_at) or (batch is None and not self._notify(batch, "job_failed")):
             return []
-        return [
-            Post(
-                kind="job_failed",
-                batch=batch.name if batch else "",
-                key=f"job_failed:{job.namespace}/{job.name}@{job.uid}",
-                at=failed_at,
-                details={
-                    "namespace": job.namespace,
-                    "job": job.name,
-                    "uid": job.uid,
-                    "cronjob": job.cronjob,
-                    "reason": job.reason,
-                    "message": job.message,
-                    "failed_at": iso(failed_at),
-                },
-            )
-        ]
+        details: JobFailedDetails = {
+            "namespace": job.namespace,
+            "job": job.name,
+            "uid": job.uid,
+            "cronjob": job.cronjob,
+            "reason": job.reason,
+            "message": job.message,
+            "failed_at": iso(failed_at),
+        }
+        post = Post(
+            kind="job_failed",
+            batch=batch.name if batch else "",
+            key=f"job_failed:{job.namespace}/{job.name}@{job.uid}",
+            at=failed_at,
+            details=details,
+        )
+        return self._unless_muted(post, batch)
 
     def _traceback(self, seen: TracebackSeen) -> list[Action]:
         batch: BatchSpec | None = None
@@ -252,26 +277,37 @@ class Engine:
             for matched in batches:
                 self._note_failure(matched.name, seen.time)
             batch = self._alerting(batches, "traceback")
-        if self._too_old(seen.time) or not self._notify(batch, "traceback"):
+        if self._too_old(seen.time) or (batch is None and not self._notify(batch, "traceback")):
             return []
-        return [
-            Post(
-                kind="traceback",
-                batch=batch.name if batch else "",
-                key=f"traceback:{seen.namespace}/{seen.pod}/{seen.container}@{iso(seen.time)}",
-                at=seen.time,
-                details={
-                    "namespace": seen.namespace,
-                    "pod": seen.pod,
-                    "container": seen.container,
-                    "job": seen.job,
-                    "cronjob": seen.cronjob,
-                    "first_line": seen.first_line,
-                    "final_line": seen.final_line,
-                    "time": iso(seen.time),
-                },
-            )
-        ]
+        details: TracebackDetails = {
+            "namespace": seen.namespace,
+            "pod": seen.pod,
+            "container": seen.container,
+            "job": seen.job,
+            "cronjob": seen.cronjob,
+            "first_line": seen.first_line,
+            "final_line": seen.final_line,
+            "time": iso(seen.time),
+        }
+        post = Post(
+            kind="traceback",
+            batch=batch.name if batch else "",
+            key=f"traceback:{seen.namespace}/{seen.pod}/{seen.container}@{iso(seen.time)}",
+            at=seen.time,
+            details=details,
+        )
+        return self._unless_muted(post, batch)
+
+    def _unless_muted(self, post: Post, batch: BatchSpec | None) -> list[Action]:
+        """The post, or nothing when its batch's switch mutes its kind: then its key is
+        recorded as decided (`suppressed`, counted once), never forgotten, so a later
+        relist or a reload that turns the switch on does not alert it after the fact."""
+        if batch is None or self._notify(batch, post.kind):
+            return [post]
+        if post.key not in self.posted:
+            self.posted[post.key] = post.at
+            self._decisions.append(Decision(batch.name, "suppressed"))
+        return []
 
     def _notify(self, batch: BatchSpec | None, kind: str) -> bool:
         """Per-batch switches; Jobs of no batch only alert when `unmatched` asks."""
@@ -302,7 +338,9 @@ class Engine:
             if self._due.get(name) != due:
                 continue  # superseded by a later _schedule
             del self._due[name]
-            actions += self.tracks[name].advance(horizon)
+            track = self.tracks[name]
+            actions += track.advance(horizon)
+            self._took(name, track)
             self._encoded.pop(name, None)
             self._schedule(name)
         return actions
@@ -485,6 +523,7 @@ class Engine:
         kept = {name for name, track in tracks.items() if self.tracks.get(name) is track}
         self._encoded = {name: text for name, text in self._encoded.items() if name in kept}
         self.tracks, self.signatures = tracks, signatures
+        self.runs = {name: runs for name, runs in self.runs.items() if name in tracks}
         self._schedule_all()
         return actions
 
@@ -516,12 +555,14 @@ class Engine:
             identity = JobIdentity(job.namespace, job.name, job.cronjob, job.labels)
             if job.completion_time is not None and batch in identity_matches(identity):
                 closed += track.completed(job.uid, job.completion_time)
+                self._runs_of(batch.name).seen(job)
+        track.reasons.clear()  # re-judging what was known is not a new decision
         return track, closed
 
     # -- output ----------------------------------------------------------------------------
 
     def _record(self, actions: list[Action]) -> list[Action]:
-        """Drop keys already posted, route posts, and remember what is open."""
+        """Drop keys already posted, and remember what is open."""
         recorded: list[Action] = []
         for action in actions:
             if isinstance(action, Post):
@@ -530,8 +571,7 @@ class Engine:
                 if action.key in self.posted:
                     continue
                 self.posted[action.key] = action.at
-                action = self._routed(action)
-                if action.kind in ("missed_deadline", "stale", "monitor_degraded"):
+                if is_resolvable(action.kind):
                     self.open_alerts[action.key] = {
                         "kind": action.kind,
                         "batch": action.batch,
@@ -542,17 +582,6 @@ class Engine:
             self._remember(action)
             recorded.append(action)
         return recorded
-
-    def _routed(self, post: Post) -> Post:
-        route = None
-        if post.batch:
-            batch = self.config.batch_named(post.batch)
-            route = batch.slack if batch is not None else None
-        elif post.kind in ("job_failed", "traceback") and self.config.unmatched is not None:
-            route = self.config.unmatched.slack
-        if route is None:
-            return post
-        return dataclasses.replace(post, channel=route.channel, mention=route.mention)
 
     def _remember(self, action: Action) -> None:
         kind = "recovered" if isinstance(action, Resolve) else action.kind
@@ -581,61 +610,35 @@ class Engine:
     # -- status --------------------------------------------------------------------------
 
     def status(self) -> list[dict[str, Any]]:
-        """Per batch, what a person asks first: is it ok, when is it next due, what is open.
-
-        `state` is the worst of: missed, stale, failing (a failure or traceback since the
-        last success), due (the next deadline, not yet met, is within `DUE_SOON`, or a
-        freshness batch is in the last fifth of its bound), ok.
-        """
+        """Per batch, what a person asks first (see `monitor.core.status`)."""
         by_batch: dict[str, list[str]] = {}
         for key, alert in sorted(self.open_alerts.items(), key=lambda item: item[1]["at"]):
             by_batch.setdefault(alert["batch"], []).append(key)
         return [
-            self._batch_status(batch, by_batch.get(batch.name, [])) for batch in self.config.batches
+            batch_status(
+                batch,
+                self.tracks[batch.name],
+                self.runs.get(batch.name) or RunHistory(),
+                {key: self.open_alerts[key]["kind"] for key in by_batch.get(batch.name, [])},
+                self.last_failure.get(batch.name),
+                self.config.zone_of(batch),
+                self.now,
+            )
+            for batch in self.config.batches
         ]
-
-    def _batch_status(self, batch: BatchSpec, open_alerts: list[str]) -> dict[str, Any]:
-        track = self.tracks[batch.name]
-        kinds = {self.open_alerts[key]["kind"] for key in open_alerts}
-        failure = self.last_failure.get(batch.name)
-        last_success = track.last_success
-        failing = failure is not None and (last_success is None or failure > last_success)
-        if isinstance(track, DeadlineTrack):
-            upcoming = track.upcoming
-            due = upcoming - self.now <= DUE_SOON and not track.met_upcoming()
-            next_due = iso(track.rule.cron.local(upcoming))
-            schedule = "deadline"
-        else:
-            assert batch.freshness is not None
-            stale_at = track.stale_at()
-            due = stale_at - self.now <= batch.freshness / 5
-            next_due = iso(stale_at)
-            schedule = "freshness"
-        if "missed_deadline" in kinds:
-            state = "missed"
-        elif "stale" in kinds:
-            state = "stale"
-        elif failing:
-            state = "failing"
-        else:
-            state = "due" if due else "ok"
-        return {
-            "name": batch.name,
-            "schedule": schedule,
-            "state": state,
-            "last_success": iso(last_success),
-            "next_deadline": next_due,
-            "open_alerts": open_alerts,
-            "last_failure": iso(failure),
-            "rule": batch.deadline or f"success every {format_duration(batch.freshness or ZERO)}",
-        }
 
     # -- persistence ---------------------------------------------------------------------
 
     def _track_entry(self, name: str) -> dict[str, Any]:
+        """A batch's saved form: its track, kind (t), schedule signature (g), runs (r)."""
         track = self.tracks[name]
         kind, signature = _TRACK_TYPES[type(track)], self.signatures.get(name, "")
-        return {"t": kind, "g": signature, **track.to_json()}
+        entry = {"t": kind, "g": signature, **track.to_json()}
+        runs = self.runs.get(name)
+        durations = runs.to_json() if runs is not None else None
+        if durations is not None:
+            entry["r"] = durations
+        return entry
 
     def encoded(self) -> str:
         """`to_json` as `canonical_json` text, re-encoding only the batches that changed
@@ -709,6 +712,12 @@ class Engine:
         engine.history_retention = history_retention
         engine.watermarks = {s: parse_instant(at) for s, at in data["watermarks"].items()}
         engine.signatures = {name: str(saved["g"]) for name, saved in data["tracks"].items()}
+        engine.runs = {
+            name: RunHistory.from_json(saved["r"])
+            for name, saved in data["tracks"].items()
+            if saved.get("r")
+        }
+        engine._decisions = []
         engine.tracks = {}
         gone: list[Incident] = []
         for name, saved in data["tracks"].items():
@@ -759,18 +768,25 @@ _TRACK_TYPES: dict[type[Any], str] = {DeadlineTrack: "d", FreshnessTrack: "f"}
 
 
 def _degraded(
-    key: str, at: datetime, source: str, since: datetime, detail: str | None = None, **more: Any
+    key: str,
+    at: datetime,
+    source: str,
+    since: datetime,
+    detail: str | None = None,
+    errors: list[str] | None = None,
 ) -> Post:
     """A `monitor_degraded` alert: which source, since when, and what it said."""
-    details: dict[str, Any] = {"source": source, "since": iso(since), **more}
+    details: DegradedDetails = {"source": source, "since": iso(since)}
     if detail is not None:
         details["detail"] = detail
+    if errors is not None:
+        details["errors"] = errors
     return Post(kind="monitor_degraded", batch="", key=key, at=at, details=details)
 
 
 def _back(key: str, at: datetime, source: str) -> Resolve:
     """The resolution of a `monitor_degraded` alert: `source` is fine again since `at`."""
-    details = {"source": source, "back_at": iso(at)}
+    details: RecoveredDetails = {"source": source, "back_at": iso(at)}
     return Resolve(key=key, kind="monitor_degraded", batch="", at=at, details=details)
 
 
@@ -783,7 +799,7 @@ def _restore_track(
     A batch whose timing changed meanwhile is re-judged by `_reconcile`; until then the
     saved state is read under the new rule.
     """
-    body = {key: value for key, value in saved.items() if key not in ("t", "g")}
+    body = {key: value for key, value in saved.items() if key not in ("t", "g", "r")}
     batch = config.batch_named(name)
     rule = config.deadline_rule(batch) if batch is not None else None
     if saved["t"] == "d" and rule is not None:

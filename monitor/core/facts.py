@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-AlertKind = Literal[
-    "missed_deadline", "stale", "job_failed", "traceback", "recovered", "monitor_degraded"
-]
+from monitor.core.kinds import AlertKind, Reason, Route
+
+__all__ = ["AlertKind", "Reason", "Route"]  # re-exported: the vocabulary of facts and actions
+
 JobOutcome = Literal["running", "succeeded", "failed"]
 
 #: Source names used in watermarks, health facts and `monitor_degraded` keys.
@@ -135,8 +136,8 @@ class Post:
     """Post a new alert. `key` is unique per alert for the product's whole life.
 
     `at` is when the alert became due (the breach instant, not when it was noticed).
-    `channel`/`mention` come from config only (None: the default channel, no mention).
-    `details` holds JSON-able facts for rendering; untrusted text is escaped later.
+    `details` holds the kind's JSON-able details (`monitor.core.kinds`) for rendering;
+    untrusted text is escaped later.
     """
 
     kind: AlertKind
@@ -144,8 +145,11 @@ class Post:
     key: str
     at: datetime
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    channel: str | None = None
-    mention: str | None = None
+
+    @property
+    def route(self) -> Route:
+        """Where it goes: its kind's lane, for its batch (the notifier picks the channel)."""
+        return Route.of(self.kind, self.batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,3 +213,11 @@ class Remind:
 
 
 Action = Post | Edit | Remind | Resolve
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One judgement and why (`Reason`), for the log and `sla_monitor_decisions_total`."""
+
+    batch: str
+    reason: Reason

@@ -11,13 +11,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from monitor.core.facts import Action, Edit, Remind, Resolve
+from monitor.core.kinds import (
+    IncidentKind,
+    MissedDeadlineDetails,
+    RecoveredDetails,
+    ReminderDetails,
+)
 from monitor.core.schedule import epoch, from_epoch, iso
 
-IncidentKind = Literal["missed_deadline", "stale"]
+
+class IncidentSummary(TypedDict):
+    """What every message of an incident repeats: how many deadlines, the latest one."""
+
+    missed_count: int
+    latest_deadline: str
 
 
 @dataclass
@@ -39,23 +50,24 @@ class Incident:
     reminders: int = 0
     zone: str = "UTC"  # the batch's timezone: messages show instants in it
 
-    def grown(self, deadlines: list[datetime], details: dict[str, Any]) -> Edit:
+    def grown(self, deadlines: list[datetime], details: MissedDeadlineDetails) -> Edit:
         """More deadlines missed while open: the message is edited, nothing new is posted."""
         self.missed += len(deadlines)
         self.latest = deadlines[-1]
+        grown: MissedDeadlineDetails = {**details, **self.summary()}
         return Edit(
             key=self.key,
             kind=self.kind,
             batch=self.batch,
             at=self.latest,
             revision=self.missed,
-            details={**details, **self.summary()},
+            details=grown,
         )
 
     def local(self, instant: datetime) -> datetime:
         return instant.astimezone(ZoneInfo(self.zone))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> IncidentSummary:
         return {"missed_count": self.missed, "latest_deadline": iso(self.local(self.latest))}
 
     def next_reminder(self, every: timedelta) -> datetime | None:
@@ -70,6 +82,12 @@ class Incident:
         if due is None or now < due:
             return []
         self.reminders = int((now - self.opened_at) / every)
+        details: ReminderDetails = {
+            **self.summary(),
+            "open_since": iso(self.local(self.opened_at)),
+            "timezone": self.zone,
+            "reminder": self.reminders,
+        }
         return [
             Remind(
                 key=f"remind:{self.key}@{self.reminders}",
@@ -77,34 +95,29 @@ class Incident:
                 kind=self.kind,
                 batch=self.batch,
                 at=self.opened_at + every * self.reminders,
-                details={
-                    **self.summary(),
-                    "open_since": iso(self.local(self.opened_at)),
-                    "timezone": self.zone,
-                    "reminder": self.reminders,
-                },
+                details=details,
             )
         ]
 
-    def resolved(self, at: datetime, details: dict[str, Any]) -> Resolve:
+    def resolved(self, at: datetime, details: RecoveredDetails) -> Resolve:
         late = max(0, int((at - self.latest).total_seconds()))
-        return Resolve(
-            key=self.key,
-            kind=self.kind,
-            batch=self.batch,
-            at=at,
-            details={**details, **self.summary(), "completed_at": iso(at), "late_seconds": late},
-        )
+        how: RecoveredDetails = {
+            **details,
+            **self.summary(),
+            "completed_at": iso(at),
+            "late_seconds": late,
+        }
+        return Resolve(key=self.key, kind=self.kind, batch=self.batch, at=at, details=how)
 
     def closed(self, at: datetime, reason: str) -> Resolve:
         """Closed without a recovery (the batch left the config or changed kind)."""
-        return Resolve(
-            key=self.key,
-            kind=self.kind,
-            batch=self.batch,
-            at=at,
-            details={**self.summary(), "closed": reason},
-        )
+        summary = self.summary()
+        how: RecoveredDetails = {
+            "missed_count": summary["missed_count"],
+            "latest_deadline": summary["latest_deadline"],
+            "closed": reason,
+        }
+        return Resolve(key=self.key, kind=self.kind, batch=self.batch, at=at, details=how)
 
     def to_json(self) -> list[Any]:
         """[kind, key, opened_at, first, latest, missed, reminders, zone] (epoch seconds)."""

@@ -1,7 +1,8 @@
 """The durable outbox: alerts waiting to be delivered, and the log of what was delivered.
 
-Every action is queued under a *route* (the channel the config names), and each route is
-delivered strictly in order. Keys make it idempotent: an alert whose key is pending or
+Every action is queued under its channel (`monitor.notify.routing` turns the core's route
+into a channel and mention when it is queued), and each channel is delivered strictly in
+order. Keys make it idempotent: an alert whose key is pending or
 already delivered is not queued again, so replays after restarts never post twice.
 A delivered alert leaves a `SentRecord` (channel ID and `ts`) that later lets its
 `recovered` reply go into its thread and the alert itself be edited.
@@ -20,14 +21,14 @@ from datetime import datetime
 from typing import Any
 
 from monitor.core.facts import Action, Edit, Post, Remind, Resolve
+from monitor.core.kinds import is_resolvable
+from monitor.notify.routing import Address
 
 logger = logging.getLogger(__name__)
 
 OUTBOX_VERSION = 1
 #: Delivered alerts remembered for threading replies and for deduplication.
 SENT_LOG_LENGTH = 500
-#: Kinds that can later be resolved: their sent record keeps the alert to re-render the edit.
-RESOLVABLE = frozenset({"missed_deadline", "stale", "monitor_degraded"})
 
 
 def action_key(action: Action) -> str:
@@ -55,7 +56,7 @@ def action_to_json(action: Action) -> dict[str, Any]:
         "details": dict(action.details),
     }
     if isinstance(action, Post):
-        return {"type": "post", **common, "channel": action.channel, "mention": action.mention}
+        return {"type": "post", **common}
     if isinstance(action, Edit):
         return {"type": "edit", **common, "revision": action.revision}
     if isinstance(action, Remind):
@@ -90,8 +91,6 @@ def action_from_json(data: dict[str, Any]) -> Action:
             key=data["key"],
             at=at,
             details=data.get("details") or {},
-            channel=data.get("channel"),
-            mention=data.get("mention"),
         )
     return Resolve(
         key=data["key"],
@@ -104,12 +103,16 @@ def action_from_json(data: dict[str, Any]) -> Action:
 
 @dataclass
 class Entry:
-    """One action waiting for delivery; `reply_ts` marks a resolve whose reply is posted."""
+    """One action waiting for delivery; `reply_ts` marks a resolve whose reply is posted.
+
+    `route` is the channel it is delivered in order with; `mention` leads a post's text.
+    """
 
     seq: int
     action: Action
     route: str
     queued_at: float
+    mention: str | None = None
     reply_channel: str | None = None
     reply_ts: str | None = None
     error: str | None = None
@@ -125,7 +128,7 @@ class Entry:
             "route": self.route,
             "queued_at": self.queued_at,
         }
-        for name in ("reply_channel", "reply_ts", "error"):
+        for name in ("mention", "reply_channel", "reply_ts", "error"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -137,6 +140,7 @@ class Entry:
             action=action_from_json(data["action"]),
             route=str(data["route"]),
             queued_at=float(data["queued_at"]),
+            mention=data.get("mention") or data["action"].get("mention"),
             reply_channel=data.get("reply_channel"),
             reply_ts=data.get("reply_ts"),
             error=data.get("error"),
@@ -195,21 +199,26 @@ class Outbox:
             or any(entry.key == key for entry in self.dead)
         )
 
-    def add(self, action: Action, default_route: str, now: float) -> Entry | None:
-        """Queue `action`; None when its key is already pending, delivered or dead."""
+    def add(
+        self, action: Action, address: Address | None, default_route: str, now: float
+    ) -> Entry | None:
+        """Queue `action` (a post at `address`); None when its key is already pending,
+        delivered or dead."""
         if self.knows(action_key(action)):
             return None
-        entry = Entry(self.next_seq, action, self.route_of(action, default_route), now)
+        route = self.route_of(action, address, default_route)
+        mention = address.mention if address is not None else None
+        entry = Entry(self.next_seq, action, route, now, mention)
         self.next_seq += 1
         self.pending.append(entry)
         return entry
 
-    def route_of(self, action: Action, default_route: str) -> str:
-        """An edit, reminder or resolve follows its alert, so it is never sent before it."""
+    def route_of(self, action: Action, address: Address | None, default_route: str) -> str:
+        """A post goes to its address; an edit, reminder or resolve follows its alert, so it
+        is never sent before it."""
         parent = parent_key(action)
         if parent is None:
-            assert isinstance(action, Post)
-            return action.channel or default_route
+            return (address.channel if address is not None else None) or default_route
         record = self.sent.get(parent)
         if record is not None:
             return record.route
@@ -232,7 +241,7 @@ class Outbox:
     def delivered(self, entry: Entry, channel_id: str, ts: str, now: float) -> None:
         self.pending.remove(entry)
         alert = entry.action
-        keep = alert if isinstance(alert, Post) and alert.kind in RESOLVABLE else None
+        keep = alert if isinstance(alert, Post) and is_resolvable(alert.kind) else None
         self.sent[entry.key] = SentRecord(entry.key, entry.route, channel_id, ts, now, keep)
         while len(self.sent) > SENT_LOG_LENGTH:
             self.sent.popitem(last=False)

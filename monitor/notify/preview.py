@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor.core.facts import Edit, Post, Remind
-from monitor.notify.examples import examples
+from monitor.notify.examples import examples, scripted_config
 from monitor.notify.render import (
     Message,
     RenderSettings,
@@ -25,6 +25,7 @@ from monitor.notify.render import (
     render_reminder,
     render_resolved,
 )
+from monitor.notify.routing import ConfigRouter
 
 _BUILDER = "https://app.slack.com/block-kit-builder/#"
 
@@ -47,15 +48,17 @@ _SHOWN = (
 def rendered(settings: RenderSettings) -> list[tuple[str, Message]]:
     """Each engine-made example as posted; a resolution shows its reply and the edited alert."""
     made = examples()
+    router = ConfigRouter(scripted_config())
     alerts = {action.key: action for action in made.values() if isinstance(action, Post)}
     messages: list[tuple[str, Message]] = []
     for name in _SHOWN:
         action = made[name]
         title = name.replace("_", " ")
         if isinstance(action, Post):
-            messages.append((title, render_post(action, settings)))
+            mention = router.address(action.route).mention
+            messages.append((title, render_post(action, settings, mention)))
         elif isinstance(action, Edit):
-            grown = dataclasses.replace(alerts[action.key], details=action.details, mention=None)
+            grown = dataclasses.replace(alerts[action.key], details=action.details)
             messages.append((f"{title} (the first alert, edited)", render_post(grown, settings)))
         elif isinstance(action, Remind):
             messages.append((f"{title} (thread reply)", render_reminder(action, settings)))

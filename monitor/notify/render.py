@@ -13,7 +13,6 @@ Missing details keys are tolerated: a layout shows what it has.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -188,7 +187,9 @@ def _target(details: Mapping[str, Any], around: datetime | None) -> Target | Non
 # -- alerts --------------------------------------------------------------------------------
 
 
-def _missed_deadline(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
+def _missed_deadline(
+    post: Post, d: Mapping[str, Any], mention: str | None
+) -> tuple[str, list[Block]]:
     zone = d.get("timezone")
     batch = _batch(post.batch)
     deadline = _when(d.get("deadline"), zone)
@@ -207,7 +208,7 @@ def _missed_deadline(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]
         _header(f"🚨 Missed deadline: {batch}"),
         _section(
             _lead(
-                post.mention,
+                mention,
                 f"*{batch}* did not complete by its deadline *{deadline}*{grace_text}.\n"
                 f"Last success: *{last_text}*.{spell}",
             )
@@ -227,7 +228,7 @@ def _missed_deadline(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]
     return text, blocks
 
 
-def _stale(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
+def _stale(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
     batch = _batch(post.batch)
     bound = _duration(d.get("freshness_seconds"))
     last = _when(d["last_success"]) if d.get("last_success") else "none seen"
@@ -237,7 +238,7 @@ def _stale(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
         _header(f"🕰️ Stale: {batch}"),
         _section(
             _lead(
-                post.mention,
+                mention,
                 f"*{batch}* must succeed at least every *{bound}*, and has not: "
                 f"stale since *{since}*.",
             )
@@ -247,7 +248,7 @@ def _stale(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
     return text, blocks
 
 
-def _job_failed(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
+def _job_failed(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
     job = f"{_name(d.get('namespace'))}/{_name(d.get('job'))}"
     reason = one_line(d.get("reason") or "unknown reason", 200)
     subject = _batch(post.batch) if post.batch else job
@@ -255,7 +256,7 @@ def _job_failed(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
     lead = f"Job `{job}` failed: *{reason}*."
     if d.get("cronjob"):
         lead += f" It was started by CronJob `{_name(d['cronjob'])}`."
-    blocks = [_header(f"❌ Job failed: {subject}"), _section(_lead(post.mention, lead))]
+    blocks = [_header(f"❌ Job failed: {subject}"), _section(_lead(mention, lead))]
     if d.get("message"):
         blocks.append(_section(code_block(d["message"], SECTION_TEXT_LIMIT)))
     blocks.append(
@@ -271,7 +272,7 @@ def _job_failed(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
     return text, blocks
 
 
-def _traceback(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
+def _traceback(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
     pod = f"{_name(d.get('namespace'))}/{_name(d.get('pod'))}"
     final = one_line(d.get("final_line") or "(final line not seen)", 300)
     subject = _batch(post.batch) if post.batch else pod
@@ -283,7 +284,7 @@ def _traceback(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
         where += f", of Job `{_name(d['job'])}`"
     blocks = [
         _header(f"🐍 Traceback: {subject}"),
-        _section(_lead(post.mention, f"{where} raised:")),
+        _section(_lead(mention, f"{where} raised:")),
         _section(code_block(d.get("final_line") or "(final line not seen)", SECTION_TEXT_LIMIT)),
         _fields(
             [
@@ -295,7 +296,7 @@ def _traceback(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
     return text, blocks
 
 
-def _degraded(post: Post, d: Mapping[str, Any]) -> tuple[str, list[Block]]:
+def _degraded(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
     source = d.get("source")
     since = _when(d.get("since") or post.at.isoformat())
     errors = d.get("errors")
@@ -356,20 +357,20 @@ _LAYOUTS = {
 }
 
 
-def render_post(post: Post, settings: RenderSettings) -> Message:
-    """The alert as first posted."""
+def render_post(post: Post, settings: RenderSettings, mention: str | None = None) -> Message:
+    """The alert as first posted, led by `mention` (the config's, passed through verbatim)."""
     layout = _LAYOUTS.get(post.kind)
     if layout is None:
         text = f"{escape(post.kind)}: {_batch(post.batch)}"
         blocks = [_section(text)]
     else:
-        text, blocks = layout(post, post.details)
+        text, blocks = layout(post, post.details, mention)
     if post.kind in ("job_failed", "traceback"):
         details = post.details
         around = _instant(details.get("time")) or _instant(details.get("failed_at")) or post.at
         blocks += _where_to_look(_target(details, around), settings)
     blocks.append(_context(f"Alert key `{code_text(post.key)}`"))
-    return _finish(_lead(post.mention, text), blocks, _metadata(post.kind, post.batch, post.key))
+    return _finish(_lead(mention, text), blocks, _metadata(post.kind, post.batch, post.key))
 
 
 def _recovery_summary(resolve: Resolve) -> str:
@@ -410,7 +411,7 @@ def render_recovered(resolve: Resolve, settings: RenderSettings) -> Message:
 
 def render_resolved(post: Post, resolve: Resolve, settings: RenderSettings) -> Message:
     """The original alert, edited to show at a glance that it is resolved."""
-    original = render_post(dataclasses.replace(post, mention=None), settings)  # no re-ping
+    original = render_post(post, settings)  # no mention: an edit must not ping again
     summary = _recovery_summary(resolve)
     blocks = list(original.blocks)
     closed = resolve.closed is not None

@@ -1,10 +1,11 @@
 """Durable, ordered, deduplicated delivery of engine actions to Slack, on its own thread.
 
-    notifier = Notifier(transport, default_channel="#alerts", saved=doc.section("outbox"),
+    notifier = Notifier(transport, router=ConfigRouter(config), saved=doc.section("outbox"),
                         persist=lambda outbox: doc.put("outbox", outbox))
     notifier.start(); notifier.submit(actions); ...; notifier.stop()
 
-`submit` queues actions in the outbox and calls `persist` with the outbox's JSON form
+`submit` addresses each post (`router`: the core's route → channel and mention), queues
+actions in the outbox and calls `persist` with the outbox's JSON form
 *before* it returns, so an alert is on disk before anything is sent; the worker thread
 calls `persist` again after each delivery (with the channel ID and `ts`). The daemon keeps
 that JSON as the `outbox` section of its one state document (`monitor.runtime.state`), next to
@@ -40,6 +41,7 @@ from monitor.notify.render import (
     render_reminder,
     render_resolved,
 )
+from monitor.notify.routing import OneChannel, Router
 from monitor.notify.transport import Delivery, DeliveryError, Transport
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,8 @@ class Notifier:
         self,
         transport: Transport,
         *,
-        default_channel: str | None,
+        router: Router | None = None,
+        default_channel: str | None = None,
         settings: RenderSettings | None = None,
         saved: dict[str, Any] | None = None,
         persist: Callable[[dict[str, Any]], None] | None = None,
@@ -90,7 +93,8 @@ class Notifier:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._transport = transport
-        self._default = default_channel or ""
+        self._router: Router = router or OneChannel(default_channel)
+        self._default = self._router.default_channel or ""
         self._settings = settings or RenderSettings()
         self._persist = persist
         self._initial_backoff, self._max_backoff = initial_backoff, max_backoff
@@ -112,13 +116,20 @@ class Notifier:
 
     # -- the daemon's side -------------------------------------------------------------
 
+    def reroute(self, router: Router) -> None:
+        """A reloaded config's routing, for alerts queued from now on."""
+        with self._lock:
+            self._router = router
+            self._default = router.default_channel or ""
+
     def submit(self, actions: Iterable[Action]) -> int:
         """Queue actions (duplicates by key are ignored) and persist; returns how many queued."""
         added = 0
         with self._lock:
             now = self._clock()
             for action in actions:
-                if self._outbox.add(action, self._default, now) is None:
+                address = self._router.address(action.route) if isinstance(action, Post) else None
+                if self._outbox.add(action, address, self._default, now) is None:
                     self._counts["duplicates"] += 1
                     logger.debug("already queued or delivered: %s", action.key)
                 else:
@@ -372,7 +383,7 @@ class Notifier:
             logger.warning("could not edit %s: %s", key, error.code)
 
     def _deliver_post(self, entry: Entry, post: Post) -> None:
-        message = render_post(post, self._settings)
+        message = render_post(post, self._settings, entry.mention)
         delivery = Delivery(entry.route, message, post.kind, post.batch, post.key)
         if (posted := self._post_or_bury(entry, delivery)) is not None:
             self._done(entry, *posted)
@@ -385,7 +396,7 @@ class Notifier:
             logger.info("edit of %s skipped: the alert is not (or no longer) known", edit.key)
             self._done(entry, "", "")
             return
-        updated = dataclasses.replace(record.alert, details=dict(edit.details), mention=None)
+        updated = dataclasses.replace(record.alert, details=dict(edit.details))
         self._edit_in_place(record, render_post(updated, self._settings), edit.key)
         with self._lock:
             self._outbox.edited(edit.key, dict(edit.details))

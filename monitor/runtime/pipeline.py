@@ -49,6 +49,7 @@ from monitor.core.facts import (
     Watermark,
 )
 from monitor.notify.render import Message, RenderSettings
+from monitor.notify.routing import ConfigRouter
 from monitor.notify.slack import Notifier
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.configmap_store import StateConflict
@@ -179,7 +180,7 @@ class Pipeline:
         self._engine = self._resume(self._document.section("engine"))
         self._notifier = Notifier(
             self._transport,
-            default_channel=self.config.slack.channel,
+            router=ConfigRouter(self.config),
             settings=render_settings(self.config),
             saved=self._outbox_document.section("outbox"),
             persist=lambda outbox: self._outbox_document.put("outbox", outbox),
@@ -314,6 +315,7 @@ class Pipeline:
         from monitor.core.facts import ConfigReplaced
 
         self.config = config
+        self._notifier.reroute(ConfigRouter(config))
         self._queue.put(ConfigReplaced(config, self._clock()))
 
     def reject(self, errors: tuple[str, ...]) -> None:
@@ -339,7 +341,11 @@ class Pipeline:
     def _apply(self, fact: Fact) -> None:
         with self._engine_lock:
             actions = self._engine.handle(fact)
+            decisions = self._engine.take_decisions()
             wakeup = self._engine.next_wakeup()
+        for decision in decisions:
+            logger.debug("decision %s: %s", decision.batch, decision.reason)
+            self._metrics.decision(decision.batch, decision.reason)
         if isinstance(fact, Tick):
             self._metrics.ticked(fact.now)
         elif isinstance(fact, SourceHealth):
@@ -363,14 +369,10 @@ class Pipeline:
             if isinstance(action, Post):
                 logger.info("alert %s %s", action.kind, action.key)
                 self._metrics.alert_posted(action.kind)
-                if action.kind == "missed_deadline":
-                    self._metrics.decision(action.batch, "missed")
             elif isinstance(action, Edit):
                 logger.info(
                     "incident %s now counts %s", action.key, action.details.get("missed_count")
                 )
-                if action.kind == "missed_deadline":
-                    self._metrics.decision(action.batch, "repeat")
             elif isinstance(action, Remind):
                 logger.info("reminder %s", action.key)
             else:

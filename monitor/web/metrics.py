@@ -17,19 +17,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import Literal, get_args
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from monitor.core.facts import AlertKind
+from monitor.core.facts import AlertKind, Reason
 
 PREFIX = "sla_monitor"
 #: Slack answers in tens of milliseconds when well, seconds when throttled or retried.
 POST_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-DecisionOutcome = Literal["met", "missed", "repeat"]
 
 
 class _AgeCollector:
@@ -109,7 +107,8 @@ class Metrics:
             self._alerts.labels(kind=kind)  # every kind exported from the start, at 0
         self._decisions = Counter(
             f"{PREFIX}_decisions",
-            "Deadline and freshness judgements, by batch and outcome (met / missed).",
+            "Judgements by batch and reason: met, missed (an incident opens), repeat (a miss "
+            "inside an open incident), recovered, suppressed (muted by a notify switch).",
             ["batch", "outcome"],
             registry=registry,
         )
@@ -160,7 +159,7 @@ class Metrics:
     def alert_posted(self, kind: str) -> None:
         self._alerts.labels(kind=kind).inc()
 
-    def decision(self, batch: str, outcome: DecisionOutcome) -> None:
+    def decision(self, batch: str, outcome: Reason) -> None:
         self._decisions.labels(batch=batch, outcome=outcome).inc()
 
     def set_source(self, source: str, up: bool, last_event_at: datetime | None = None) -> None:

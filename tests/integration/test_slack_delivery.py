@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor.config.model import Config
 from monitor.core.facts import Post, Resolve
+from monitor.notify.routing import ConfigRouter
 from monitor.notify.slack import Notifier
 from monitor.notify.transport import SlackTransport, StdoutTransport, transport_from_env
 from monitor.runtime.state import FileStore, StateDocument
@@ -23,6 +25,39 @@ from monitor.testing.wait import patient, wait_until
 
 TOKEN = "xoxb-test-token"
 AT = datetime(2026, 11, 27, 0, 5, tzinfo=UTC)
+MENTION = "<!subteam^S0123>"
+
+
+def _batch(name: str, **slack: str) -> dict[str, object]:
+    return {"name": name, "match": {"cronjob": name}, "deadline": "0 9 * * *", "slack": slack}
+
+
+#: Each test batch routes its alerts to one channel of the fake Slack workspace.
+ROUTER = ConfigRouter(
+    Config.model_validate(
+        {
+            "slack": {"channel": "#alerts"},
+            "batches": [
+                _batch(
+                    "recommend-daily",
+                    channel="#recommend",
+                    errors_channel="#alerts",
+                    mention=MENTION,
+                ),
+                _batch("to-errors", channel="#errors"),
+                _batch("to-quiet", channel="#quiet"),
+                _batch("to-nowhere", channel="#no-such-channel"),
+                _batch("b", mention=MENTION),
+            ],
+        }
+    )
+)
+BATCH_IN = {
+    None: "recommend-daily",
+    "#errors": "to-errors",
+    "#quiet": "to-quiet",
+    "#no-such-channel": "to-nowhere",
+}
 
 
 @pytest.fixture
@@ -40,7 +75,7 @@ def document(tmp_path: Path) -> StateDocument:
 def make_notifier(slack: FakeSlackApi, document: StateDocument) -> Notifier:
     notifier = Notifier(
         SlackTransport(TOKEN, slack.url.rstrip("/"), retries=1),  # no trailing slash: accepted
-        default_channel="#alerts",
+        router=ROUTER,
         saved=document.section("outbox"),
         persist=lambda outbox: document.put("outbox", outbox),
         initial_backoff=0.05,
@@ -58,25 +93,24 @@ def notifier(slack: FakeSlackApi, document: StateDocument) -> Iterator[Notifier]
 
 
 def failure(n: int, channel: str | None = None) -> Post:
+    """A Job failure of the batch whose errors go to `channel` (None: #alerts)."""
     return Post(
         "job_failed",
-        "recommend-daily",
+        BATCH_IN[channel],
         f"job_failed:ml-batch/job-{n}@uid-{n}",
         AT,
         {"namespace": "ml-batch", "job": f"job-{n}", "reason": "BackoffLimitExceeded"},
-        channel=channel,
     )
 
 
-def missed(channel: str | None = "#recommend") -> Post:
+def missed() -> Post:
+    """A missed deadline of recommend-daily (channel #recommend, mentions the team)."""
     return Post(
         "missed_deadline",
         "recommend-daily",
         "recommend-daily@2026-11-27T09:00:00+09:00",
         AT,
         {"deadline": "2026-11-27T09:00:00+09:00", "grace_seconds": 0, "timezone": "Asia/Tokyo"},
-        channel=channel,
-        mention="<!subteam^S0123>",
     )
 
 
@@ -281,9 +315,9 @@ def test_invalid_auth_makes_the_notifier_unhealthy_and_keeps_the_outbox(
 
 def test_dry_run_prints_one_json_line_per_alert() -> None:
     stream = io.StringIO()
-    notifier = Notifier(StdoutTransport(stream), default_channel=None)
+    notifier = Notifier(StdoutTransport(stream), router=ROUTER)
     notifier.start()
-    alert = missed(channel=None)
+    alert = missed()
     notifier.submit([alert, failure(1), alert, recovered(alert)])
     assert notifier.flush(patient(5))
     notifier.stop()
@@ -307,21 +341,18 @@ def test_the_environment_selects_slack_or_stdout(slack: FakeSlackApi) -> None:
         assert transport.check() == "sla-monitor in Fake"
 
 
-MENTION = "<!subteam^S0123>"
-
-
 @settings(max_examples=25, deadline=None)
 @given(untrusted=st.text(alphabet=st.sampled_from("<>!@#&|^ aZ\n"), max_size=40) | st.text())
 def test_untrusted_text_never_reaches_slack_as_a_mention(untrusted: str) -> None:
     with FakeSlackApi(token=TOKEN) as slack:
-        notifier = Notifier(SlackTransport(TOKEN, slack.url), default_channel="alerts")
+        notifier = Notifier(SlackTransport(TOKEN, slack.url), router=ROUTER)
         notifier.start()
         fields = ("namespace", "job", "reason", "message", "pod", "container", "final_line")
         details = dict.fromkeys(fields, untrusted)
         notifier.submit(
             [
-                Post("job_failed", "b", "job_failed:k", AT, details, mention=MENTION),
-                Post("traceback", "b", "traceback:k", AT, details, mention=MENTION),
+                Post("job_failed", "b", "job_failed:k", AT, details),
+                Post("traceback", "b", "traceback:k", AT, details),
             ]
         )
         assert notifier.flush(patient(10))

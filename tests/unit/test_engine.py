@@ -19,6 +19,7 @@ from monitor.core.facts import (
     TracebackSeen,
     Watermark,
 )
+from monitor.core.kinds import Route
 from monitor.core.schedule import iso
 from tests.unit.engine_helpers import (
     T0,
@@ -206,14 +207,18 @@ def test_unmatched_jobs_alert_only_when_asked_and_route_there() -> None:
         unmatched={"notify": {"job_failed": True}, "slack": {"channel": "#errors"}},
     )
     [alert] = engine.handle(failed("u1", T0 + H, cronjob="other"))
-    assert (alert.batch, alert.channel) == ("", "#errors")
+    assert isinstance(alert, Post)
+    assert (alert.batch, alert.route) == ("", Route("errors", ""))
 
 
-def test_batch_route_and_mention_come_from_config() -> None:
+def test_actions_carry_a_route_not_slack_fields() -> None:
     route = {"channel": "#recommend", "mention": "<!subteam^S0123>"}
     engine = started((deadline_batch(slack=route),))
     [alert] = engine.handle(failed("u1", T0 + H))
-    assert (alert.channel, alert.mention) == ("#recommend", "<!subteam^S0123>")
+    assert isinstance(alert, Post)
+    assert alert.route == Route("errors", alert.batch)
+    assert not hasattr(alert, "channel")
+    assert not hasattr(alert, "mention")
 
 
 def traceback_seen(job: str | None, second: int = 0) -> TracebackSeen:

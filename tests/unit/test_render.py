@@ -77,7 +77,7 @@ def flat(value: Any) -> str:
 
 
 def test_missed_deadline_says_which_batch_which_deadline_and_last_success() -> None:
-    message = render_post(missed(), KUBECTL)
+    message = render_post(missed(), KUBECTL, MENTION)
     assert message.text == (
         f"{MENTION} Missed deadline: recommend-daily did not complete by "
         "2026-11-26 09:00 JST (+5 min grace)."
@@ -114,7 +114,7 @@ def test_stale_gives_the_bound_and_since_when() -> None:
 
 
 def test_job_failed_shows_reason_message_and_kubectl_without_cloud_logging() -> None:
-    message = render_post(job_failed(), KUBECTL)
+    message = render_post(job_failed(), KUBECTL, MENTION)
     assert message.text == (
         f"{MENTION} Job failed: ml-batch/recommend-daily-29399 (BackoffLimitExceeded), "
         "batch recommend-daily."
@@ -140,7 +140,7 @@ def test_job_failed_links_to_logs_explorer_when_cloud_logging_is_configured() ->
 
 
 def test_traceback_shows_the_final_line_and_the_pod() -> None:
-    message = render_post(traceback(), KUBECTL)
+    message = render_post(traceback(), KUBECTL, MENTION)
     assert message.text == (
         f"{MENTION} Traceback in ml-batch/recommend-daily-29399-x7k2p: KeyError: 'user_id', "
         "batch recommend-daily."

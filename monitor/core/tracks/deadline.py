@@ -20,12 +20,15 @@ from typing import Any
 
 from monitor.core.facts import Action, Post
 from monitor.core.incidents import Incident
+from monitor.core.kinds import MissedDeadlineDetails, Reason, RecoveredDetails
 from monitor.core.schedule import NEVER, DeadlineRule, epoch, from_epoch, iso
 
 _TICK = timedelta(microseconds=1)
 #: Successes kept beyond what an undecided window needs, so that a reload that widens a
 #: window (or re-times the batch) re-judges from the recent ones.
 KEPT_SUCCESSES = 2
+#: Decided deadlines remembered for the on-time rate.
+RECORD_LENGTH = 30
 
 
 @dataclass
@@ -39,6 +42,10 @@ class DeadlineTrack:
     successes: dict[str, datetime] = field(default_factory=dict)
     incident: Incident | None = None
     last_success: datetime | None = None
+    #: The last `RECORD_LENGTH` decided deadlines, oldest first: "1" met, "0" missed.
+    record: str = ""
+    #: Why each judgement went as it did, since the engine last took them (not saved).
+    reasons: list[Reason] = field(default_factory=list, repr=False, compare=False)
     _upcoming: datetime | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -76,7 +83,12 @@ class DeadlineTrack:
             successes=dict(self.successes),
             incident=self.incident,
             last_success=self.last_success,
+            record=self.record,
         )
+
+    def on_time_rate(self) -> float | None:
+        """Met / decided over the remembered deadlines (None before the first decision)."""
+        return self.record.count("1") / len(self.record) if self.record else None
 
     # -- facts -----------------------------------------------------------------------
 
@@ -121,8 +133,12 @@ class DeadlineTrack:
                 index += 1
             deadline = self.upcoming
             self.decided_through = deadline
-            if not self._met(deadline, previous):
+            met = self._met(deadline, previous)
+            if not met:
                 misses.append(deadline)
+            else:
+                self.reasons.append("met")
+            self.record = (self.record + ("1" if met else "0"))[-RECORD_LENGTH:]
             previous = deadline
         for at, uid in ahead[index:]:
             actions += self._missed(misses) + self._recover(at, uid)
@@ -149,7 +165,10 @@ class DeadlineTrack:
         missed = list(deadlines)
         deadlines.clear()
         if self.incident is not None:
+            self.reasons += ["repeat"] * len(missed)
             return [self.incident.grown(missed, self._details(self.incident.first))]
+        self.reasons.append("missed")
+        self.reasons += ["repeat"] * (len(missed) - 1)
         first = missed[0]
         self.incident = Incident(
             kind="missed_deadline",
@@ -161,7 +180,7 @@ class DeadlineTrack:
             missed=len(missed),
             zone=self.rule.cron.tz.key,
         )
-        details = {**self._details(first), **self.incident.summary()}
+        details: MissedDeadlineDetails = {**self._details(first), **self.incident.summary()}
         return [
             Post(
                 kind="missed_deadline",
@@ -177,8 +196,9 @@ class DeadlineTrack:
         if incident is None or at <= incident.opened_at:
             return []
         self.incident = None
+        self.reasons.append("recovered")
         local = self.rule.cron.local
-        details = {
+        details: RecoveredDetails = {
             "deadline": iso(local(incident.latest)),
             "first_deadline": iso(local(incident.first)),
             "timezone": self.rule.cron.tz.key,
@@ -189,7 +209,7 @@ class DeadlineTrack:
     def key_of(self, deadline: datetime) -> str:
         return f"{self.batch}@{iso(self.rule.cron.local(deadline))}"
 
-    def _details(self, deadline: datetime) -> dict[str, Any]:
+    def _details(self, deadline: datetime) -> MissedDeadlineDetails:
         rule = self.rule
         local = rule.cron.local
         start, end = rule.window_of(deadline)
@@ -234,7 +254,7 @@ class DeadlineTrack:
 
         d: decided through, w: walked to, s: successes not yet walked {uid: at}, k: times of
         the walked ones (their uids no longer matter: they are never walked again), i: open
-        incident, l: last success.
+        incident, l: last success, o: the outcome record.
         """
         walked = self.walked_to
         data: dict[str, Any] = {
@@ -249,6 +269,8 @@ class DeadlineTrack:
             data["i"] = self.incident.to_json()
         if self.last_success is not None:
             data["l"] = epoch(self.last_success)
+        if self.record:
+            data["o"] = self.record
         return data
 
     @classmethod
@@ -266,4 +288,5 @@ class DeadlineTrack:
             },
             incident=Incident.from_json(batch, incident) if incident else None,
             last_success=None if last is None else from_epoch(last),
+            record="".join(c for c in str(data.get("o") or "") if c in "01")[-RECORD_LENGTH:],
         )

@@ -16,6 +16,7 @@ from typing import Any
 
 from monitor.core.facts import Action, Post
 from monitor.core.incidents import Incident
+from monitor.core.kinds import Reason, RecoveredDetails, StaleDetails
 from monitor.core.schedule import NEVER, epoch, from_epoch, iso
 
 #: Stale means strictly past the bound: wake just after it.
@@ -34,6 +35,8 @@ class FreshnessTrack:
     pending: dict[str, datetime] = field(default_factory=dict)
     seen: dict[str, datetime] = field(default_factory=dict)
     incident: Incident | None = None
+    #: Why each judgement went as it did, since the engine last took them (not saved).
+    reasons: list[Reason] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def starting(cls, batch: str, freshness: timedelta, at: datetime) -> FreshnessTrack:
@@ -104,18 +107,14 @@ class FreshnessTrack:
             first=since,
             latest=since,
         )
+        self.reasons.append("missed")
+        details: StaleDetails = {
+            "last_success": iso(self.last_success),
+            "freshness_seconds": int(self.freshness.total_seconds()),
+            "stale_since": iso(since),
+        }
         return [
-            Post(
-                kind="stale",
-                batch=self.batch,
-                key=self.incident.key,
-                at=since,
-                details={
-                    "last_success": iso(self.last_success),
-                    "freshness_seconds": int(self.freshness.total_seconds()),
-                    "stale_since": iso(since),
-                },
-            )
+            Post(kind="stale", batch=self.batch, key=self.incident.key, at=since, details=details)
         ]
 
     def _succeeded(self, uid: str, at: datetime) -> list[Action]:
@@ -126,7 +125,8 @@ class FreshnessTrack:
         incident, self.incident = self.incident, None
         if incident is None:
             return []
-        return [incident.resolved(at, {"job_uid": uid})]
+        self.reasons.append("recovered")
+        return [incident.resolved(at, RecoveredDetails(job_uid=uid))]
 
     def prune(self) -> None:
         """Successes older than the last one can never change anything again."""

@@ -1,0 +1,119 @@
+"""A batch's runs: what its Jobs did, newest first, and how long its successes took.
+
+The deadline and freshness tracks judge from successes; this history is what people and
+the later questions need: the status page's strip of recent runs, the on-time rate's
+companion "how long does it take", and what the latest run did when a deadline is missed.
+
+It is bounded twice: the last `SHOWN_RUNS` runs (by start) are kept in memory and rebuilt
+from the cluster after a restart (Kubernetes keeps the Jobs its history limits allow), and
+the durations of the last `KEPT_DURATIONS` successes are saved, because the cluster forgets
+them sooner than a p90 needs them. A success adds its duration only if it completed after
+the latest one recorded, so a relist after a restart never counts a run twice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from monitor.core.facts import JobOutcome, JobSeen
+from monitor.core.schedule import epoch
+
+SHOWN_RUNS = 20
+KEPT_DURATIONS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run (Job or Workflow) of a batch; `finished` is its completion or failure time."""
+
+    uid: str
+    name: str
+    started: datetime | None
+    finished: datetime | None
+    outcome: JobOutcome
+    reason: str | None = None
+
+    @property
+    def duration_seconds(self) -> int | None:
+        if self.started is None or self.finished is None:
+            return None
+        return max(0, int((self.finished - self.started).total_seconds()))
+
+    @property
+    def order(self) -> datetime | None:
+        return self.started or self.finished
+
+    @classmethod
+    def of(cls, job: JobSeen) -> Run:
+        started = job.start_time or job.created_at
+        if job.outcome == "succeeded":
+            finished = job.completion_time
+        elif job.outcome == "failed":
+            finished = job.failed_at or started
+        else:
+            finished = None
+        return cls(job.uid, job.name, started, finished, job.outcome, job.reason)
+
+
+class RunHistory:
+    """The recent runs of one batch and the durations of its recent successes."""
+
+    __slots__ = ("_runs", "durations", "durations_through")
+
+    def __init__(self, durations: list[int] | None = None, through: int = 0) -> None:
+        self._runs: dict[str, Run] = {}
+        self.durations: list[int] = durations or []
+        self.durations_through = through  # epoch second of the latest success counted
+
+    def seen(self, job: JobSeen) -> bool:
+        """Record the latest state of one of the batch's Jobs; True if what is saved (the
+        durations) changed."""
+        run = Run.of(job)
+        if self._runs.get(run.uid) != run:
+            self._runs[run.uid] = run
+            if len(self._runs) > SHOWN_RUNS:
+                oldest = min(self._runs.values(), key=_sort_key)
+                del self._runs[oldest.uid]
+        duration = run.duration_seconds
+        if run.outcome != "succeeded" or duration is None or run.finished is None:
+            return False
+        end = int(epoch(run.finished))
+        if end <= self.durations_through:
+            return False
+        self.durations_through = end
+        self.durations = [*self.durations, duration][-KEPT_DURATIONS:]
+        return True
+
+    def recent(self) -> list[Run]:
+        """Newest first, at most `SHOWN_RUNS`."""
+        return sorted(self._runs.values(), key=_sort_key, reverse=True)
+
+    def latest(self) -> Run | None:
+        return max(self._runs.values(), key=_sort_key, default=None)
+
+    def duration_quantile(self, q: float, at_least: int = 1) -> int | None:
+        """The `q` quantile (nearest rank) of the recent successful durations, in seconds;
+        None with fewer than `at_least` of them."""
+        if len(self.durations) < max(1, at_least):
+            return None
+        ordered = sorted(self.durations)
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    def to_json(self) -> list[int] | None:
+        """[latest success counted, duration, …] (None when there is nothing to save)."""
+        return [self.durations_through, *self.durations] if self.durations else None
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunHistory:
+        if not data:
+            return cls()
+        through, *durations = (int(value) for value in data)
+        return cls([d for d in durations if d >= 0][-KEPT_DURATIONS:], through)
+
+
+def _sort_key(run: Run) -> tuple[float, str]:
+    order = run.order
+    return (epoch(order) if order is not None else 0.0, run.uid)

@@ -1,0 +1,168 @@
+"""Run history, the on-time rate and decision reasons: what the engine remembers of runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import timedelta
+
+from monitor.core.engine import Engine
+from monitor.core.facts import JobSeen
+from monitor.core.runs import KEPT_DURATIONS, SHOWN_RUNS, RunHistory
+from tests.unit.engine_helpers import (
+    T0,
+    advance,
+    deadline_batch,
+    failed,
+    make_config,
+    succeeded,
+)
+
+H = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+def run(uid: str, start_h: float, minutes: float | None, outcome: str = "succeeded") -> JobSeen:
+    """A run of `daily` started `start_h` hours after T0, lasting `minutes` (None: running)."""
+    started = T0 + timedelta(hours=start_h)
+    end = started + timedelta(minutes=minutes) if minutes is not None else None
+    outcome = outcome if end is not None else "running"
+    return JobSeen(
+        uid=uid,
+        namespace="ml",
+        name=f"daily-{uid}",
+        cronjob="daily",
+        start_time=started,
+        completion_time=end if outcome == "succeeded" else None,
+        failed_at=end if outcome == "failed" else None,
+        reason="BackoffLimitExceeded" if outcome == "failed" else None,
+        outcome=outcome,  # type: ignore[arg-type]
+    )
+
+
+def test_recent_runs_are_newest_first_bounded_and_updated_in_place() -> None:
+    history = RunHistory()
+    for n in range(SHOWN_RUNS + 5):
+        history.seen(run(f"u{n}", n, None))
+    history.seen(run("u24", 24, 30))  # the newest one finished
+    recent = history.recent()
+    assert len(recent) == SHOWN_RUNS
+    assert [r.uid for r in recent[:2]] == ["u24", "u23"]
+    assert recent[0].outcome == "succeeded"
+    assert recent[0].duration_seconds == 1800
+    assert "u4" not in {r.uid for r in recent}  # the oldest ones left
+
+
+def test_a_relist_never_counts_a_duration_twice() -> None:
+    history = RunHistory()
+    assert history.seen(run("a", 0, 10))
+    assert history.seen(run("b", 24, 20))
+    assert not history.seen(run("a", 0, 10))  # relisted after a restart
+    assert not history.seen(run("b", 24, 20))
+    assert not history.seen(run("c", 30, None))  # running: no duration
+    assert not history.seen(run("d", 31, 5, "failed"))  # failed: not a success duration
+    assert history.durations == [600, 1200]
+    restored = RunHistory.from_json(json.loads(json.dumps(history.to_json())))
+    assert not restored.seen(run("b", 24, 20))
+    assert restored.durations == [600, 1200]
+
+
+def test_duration_quantiles_need_enough_successes() -> None:
+    history = RunHistory()
+    for n, minutes in enumerate([10, 20, 30, 40, 50, 60, 70, 80, 90, 100]):
+        history.seen(run(f"u{n}", n * 24, minutes))
+    assert history.duration_quantile(0.5) == 50 * 60
+    assert history.duration_quantile(0.9) == 90 * 60
+    assert history.duration_quantile(0.9, at_least=11) is None
+    for n in range(KEPT_DURATIONS + 5):
+        history.seen(run(f"v{n}", 1000 + n * 24, 1))
+    assert len(history.durations) == KEPT_DURATIONS
+    assert history.duration_quantile(0.9) == 60
+
+
+def engine() -> Engine:
+    config = make_config(deadline_batch(grace="10m"))
+    return Engine(config, started_at=T0)
+
+
+def test_status_lists_runs_in_the_batch_zone_and_the_on_time_rate() -> None:
+    config = make_config(deadline_batch(grace="10m", timezone="Asia/Tokyo"))
+    eng = Engine(config, started_at=T0)
+    # 09:00 JST is 00:00 UTC (T0): T0 missed (no run), T0+1d met, T0+2d missed, T0+3d met.
+    eng.handle(run("a", 23.5, 20))
+    eng.handle(run("c", 71.5, 15))
+    eng.handle(run("d", 72.5, None))
+    advance(eng, T0 + 3 * DAY + H)
+    [status] = eng.status()
+    assert status["on_time_rate"] == 2 / 4
+    assert [r["name"] for r in status["runs"]] == ["daily-d", "daily-c", "daily-a"]
+    newest, latest_done = status["runs"][0], status["runs"][1]
+    assert newest["outcome"] == "running"
+    assert newest["finished"] is None
+    assert newest["duration_seconds"] is None
+    assert latest_done["started"] == "2026-11-29T08:30:00+09:00"
+    assert latest_done["duration_seconds"] == 900
+    assert status["duration_p50_seconds"] == 900
+
+
+def test_no_decision_yet_means_no_on_time_rate() -> None:
+    eng = engine()
+    [status] = eng.status()
+    assert status["on_time_rate"] is None
+    assert status["runs"] == []
+
+
+def test_decisions_say_why_met_missed_repeat_recovered() -> None:
+    eng = engine()
+    eng.handle(succeeded("a", T0 + 8 * H))
+    advance(eng, T0 + 10 * H)  # day 1: met
+    advance(eng, T0 + DAY + 10 * H)  # day 2: missed, an incident opens
+    advance(eng, T0 + 2 * DAY + 10 * H)  # day 3: missed again, inside the incident
+    eng.handle(succeeded("b", T0 + 2 * DAY + 11 * H))  # recovers
+    advance(eng, T0 + 2 * DAY + 12 * H)
+    reasons = [d.reason for d in eng.take_decisions()]
+    assert reasons == ["met", "missed", "repeat", "recovered"]
+    assert eng.take_decisions() == []
+
+
+def test_a_muted_failure_is_suppressed_once_and_never_alerted_later() -> None:
+    muted = deadline_batch(notify={"job_failed": False})
+    eng = Engine(make_config(muted), started_at=T0)
+    assert eng.handle(failed("u1", T0 + H)) == []
+    assert eng.handle(failed("u1", T0 + H)) == []  # the same Job again (a MODIFIED event)
+    assert [d.reason for d in eng.take_decisions()] == ["suppressed"]
+    eng.handle(_reload(deadline_batch(), T0 + 2 * H))  # the switch turned on
+    assert eng.handle(failed("u1", T0 + H)) == []  # decided already: not alerted late
+    fresh = eng.handle(failed("u2", T0 + 3 * H))
+    assert [a.key for a in fresh] == ["job_failed:ml/daily-u2@u2"]
+
+
+def _reload(batch: dict[str, object], at: object) -> object:
+    from monitor.core.facts import ConfigReplaced
+
+    return ConfigReplaced(make_config(batch), at)
+
+
+def test_runs_durations_and_the_record_survive_a_restart() -> None:
+    eng = engine()
+    eng.handle(run("a", 8, 30))
+    advance(eng, T0 + 10 * H)
+    advance(eng, T0 + DAY + 10 * H)
+    saved = json.loads(eng.encoded())
+    restored = Engine.restore(eng.config, saved, now=T0 + DAY + 11 * H)
+    [before], [after] = eng.status(), restored.status()
+    assert after["on_time_rate"] == before["on_time_rate"] == 0.5
+    assert after["duration_p50_seconds"] == 1800
+    assert after["runs"] == []  # runs themselves come back with the relist
+    restored.handle(run("a", 8, 30))
+    assert restored.status()[0]["runs"] == before["runs"]
+    assert restored.runs["daily"].durations == [1800]  # the relist added nothing
+
+
+def test_a_removed_batch_forgets_its_runs() -> None:
+    eng = engine()
+    eng.handle(run("a", 8, 30))
+    other = dataclasses.replace(run("x", 8, 30), cronjob="other", name="other-x")
+    eng.handle(other)
+    eng.handle(_reload(deadline_batch("other"), T0 + 9 * H))  # type: ignore[arg-type]
+    assert set(eng.runs) == {"other"}
