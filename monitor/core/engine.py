@@ -178,8 +178,7 @@ class Engine:
     # -- jobs and logs -------------------------------------------------------------------
 
     def _job_seen(self, job: JobSeen) -> list[Action]:
-        identity = JobIdentity(job.namespace, job.name, job.cronjob, job.labels)
-        batches = self._index.batches_for(identity)
+        batches = self._index.batches_for(job)  # a JobSeen is its own identity
         actions: list[Action] = []
         for batch in batches:
             if self._runs_of(batch.name).seen(job):
@@ -233,10 +232,11 @@ class Engine:
     def _remember_success(self, job: JobSeen) -> None:
         """Keep recent successes of any Job (in memory only: a restart relists them), so a
         batch added by a reload sees runs that completed before it was added."""
+        if job.uid in self._recent:
+            return  # kept already: a relist or a repeated event
         self._recent[job.uid] = job
-        self._recent.move_to_end(job.uid)
-        while len(self._recent) > _RECENT_SUCCESSES:
-            self._recent.popitem(last=False)
+        if len(self._recent) > _RECENT_SUCCESSES:
+            self._recent.popitem(last=False)  # O(1), unlike deleting a dict's first key
 
     def _note_failure(self, batch: str, at: datetime) -> None:
         if batch not in self.last_failure or at > self.last_failure[batch]:
@@ -552,8 +552,7 @@ class Engine:
             track.last_success = old.last_success
         identity_matches = self._index.batches_for
         for job in self._recent.values():
-            identity = JobIdentity(job.namespace, job.name, job.cronjob, job.labels)
-            if job.completion_time is not None and batch in identity_matches(identity):
+            if job.completion_time is not None and batch in identity_matches(job):
                 closed += track.completed(job.uid, job.completion_time)
                 self._runs_of(batch.name).seen(job)
         track.reasons.clear()  # re-judging what was known is not a new decision
@@ -630,14 +629,15 @@ class Engine:
     # -- persistence ---------------------------------------------------------------------
 
     def _track_entry(self, name: str) -> dict[str, Any]:
-        """A batch's saved form: its track, kind (t), schedule signature (g), runs (r)."""
+        """A batch's saved form: its track, kind (t: "f" for freshness, absent for deadline),
+        schedule signature (g), success durations (r, u: see `RunHistory.to_json`)."""
         track = self.tracks[name]
-        kind, signature = _TRACK_TYPES[type(track)], self.signatures.get(name, "")
-        entry = {"t": kind, "g": signature, **track.to_json()}
+        entry = {"g": self.signatures.get(name, ""), **track.to_json()}
+        if isinstance(track, FreshnessTrack):
+            entry["t"] = "f"
         runs = self.runs.get(name)
-        durations = runs.to_json() if runs is not None else None
-        if durations is not None:
-            entry["r"] = durations
+        if runs is not None:
+            entry.update(runs.to_json(track.last_success))
         return entry
 
     def encoded(self) -> str:
@@ -713,7 +713,7 @@ class Engine:
         engine.watermarks = {s: parse_instant(at) for s, at in data["watermarks"].items()}
         engine.signatures = {name: str(saved["g"]) for name, saved in data["tracks"].items()}
         engine.runs = {
-            name: RunHistory.from_json(saved["r"])
+            name: RunHistory.from_json(saved, saved.get("l"))
             for name, saved in data["tracks"].items()
             if saved.get("r")
         }
@@ -764,9 +764,6 @@ class Engine:
         return engine
 
 
-_TRACK_TYPES: dict[type[Any], str] = {DeadlineTrack: "d", FreshnessTrack: "f"}
-
-
 def _degraded(
     key: str,
     at: datetime,
@@ -799,12 +796,13 @@ def _restore_track(
     A batch whose timing changed meanwhile is re-judged by `_reconcile`; until then the
     saved state is read under the new rule.
     """
-    body = {key: value for key, value in saved.items() if key not in ("t", "g", "r")}
+    body = {key: value for key, value in saved.items() if key not in ("t", "g", "r", "u")}
     batch = config.batch_named(name)
     rule = config.deadline_rule(batch) if batch is not None else None
-    if saved["t"] == "d" and rule is not None:
+    kind = saved.get("t", "d")
+    if kind == "d" and rule is not None:
         return DeadlineTrack.from_json(name, rule, body), None
-    if saved["t"] == "f" and batch is not None and batch.freshness:
+    if kind == "f" and batch is not None and batch.freshness:
         return FreshnessTrack.from_json(name, batch.freshness, body), None
     incident = body.get("i")
     return None, Incident.from_json(name, incident) if incident else None

@@ -119,11 +119,18 @@ class Incident:
         }
         return Resolve(key=self.key, kind=self.kind, batch=self.batch, at=at, details=how)
 
+    def default_key(self) -> str:
+        """The key this incident's tracks give it (saved as "" when it is this one)."""
+        if self.kind == "stale":
+            return f"stale:{self.batch}@{iso(self.first)}"
+        return f"{self.batch}@{iso(self.local(self.first))}"
+
     def to_json(self) -> list[Any]:
-        """[kind, key, opened_at, first, latest, missed, reminders, zone] (epoch seconds)."""
+        """[kind, key, opened_at, first, latest, missed, reminders, zone] (epoch seconds;
+        key "" when it is `default_key`)."""
         return [
             self.kind,
-            self.key,
+            "" if self.key == self.default_key() else self.key,
             epoch(self.opened_at),
             epoch(self.first),
             epoch(self.latest),
@@ -137,7 +144,7 @@ class Incident:
         kind, key, opened, first, latest, missed, reminders, zone = data
         if kind not in ("missed_deadline", "stale"):
             raise ValueError(f"unknown incident kind {kind!r}")
-        return cls(
+        incident = cls(
             kind=kind,
             batch=batch,
             key=str(key),
@@ -148,3 +155,6 @@ class Incident:
             reminders=int(reminders),
             zone=str(zone),
         )
+        if not incident.key:
+            incident.key = incident.default_key()
+        return incident

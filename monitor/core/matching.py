@@ -20,7 +20,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from monitor.core.spec import BatchSpec
 
@@ -31,12 +31,28 @@ _sre: Any = importlib.import_module("re._constants")
 
 @dataclass(frozen=True)
 class JobIdentity:
-    """What matching may look at: the same for a Job and for a pod of that Job."""
+    """What matching may look at: the same for a Job and for a pod of that Job.
+
+    Anything with these four attributes (a `JobSeen` itself, see `Identity`) matches alike.
+    """
 
     namespace: str
     name: str
     cronjob: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class Identity(Protocol):
+    """What `BatchIndex.batches_for` reads of a run: a `JobIdentity` or a `JobSeen`."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def cronjob(self) -> str | None: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
 
 
 def batch_matches(batch: BatchSpec, job: JobIdentity) -> bool:
@@ -140,7 +156,7 @@ class BatchIndex:
                 self._by_label[(value[0], value[1])].append(entry)
         self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
 
-    def batches_for(self, job: JobIdentity) -> list[BatchSpec]:
+    def batches_for(self, job: Identity) -> list[BatchSpec]:
         """Every batch the Job matches, in config order."""
         candidates: list[_Entry] = []
         if job.cronjob is not None and self._by_cronjob:

@@ -14,9 +14,8 @@ the latest one recorded, so a relist after a restart never counts a run twice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor.core.facts import JobOutcome, JobSeen
 from monitor.core.schedule import epoch
@@ -25,9 +24,11 @@ SHOWN_RUNS = 20
 KEPT_DURATIONS = 20
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One run (Job or Workflow) of a batch; `finished` is its completion or failure time."""
+class Run(NamedTuple):
+    """One run (Job or Workflow) of a batch; `finished` is its completion or failure time.
+
+    A tuple: a relist after a restart makes one per listed Job, and tuples build fastest.
+    """
 
     uid: str
     name: str
@@ -71,19 +72,24 @@ class RunHistory:
     def seen(self, job: JobSeen) -> bool:
         """Record the latest state of one of the batch's Jobs; True if what is saved (the
         durations) changed."""
-        run = Run.of(job)
-        if self._runs.get(run.uid) != run:
+        known = self._runs.get(job.uid)
+        if known is None or known.outcome != job.outcome or known.outcome == "running":
+            run = Run.of(job)
             self._runs[run.uid] = run
             if len(self._runs) > SHOWN_RUNS:
                 oldest = min(self._runs.values(), key=_sort_key)
                 del self._runs[oldest.uid]
-        duration = run.duration_seconds
-        if run.outcome != "succeeded" or duration is None or run.finished is None:
+        end_time = job.completion_time
+        if job.outcome != "succeeded" or end_time is None:
             return False
-        end = int(epoch(run.finished))
+        end = int(end_time.timestamp())
         if end <= self.durations_through:
             return False
+        started = job.start_time or job.created_at
+        if started is None:
+            return False
         self.durations_through = end
+        duration = max(0, int((end_time - started).total_seconds()))
         self.durations = [*self.durations, duration][-KEPT_DURATIONS:]
         return True
 
@@ -102,16 +108,22 @@ class RunHistory:
         ordered = sorted(self.durations)
         return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
-    def to_json(self) -> list[int] | None:
-        """[latest success counted, duration, …] (None when there is nothing to save)."""
-        return [self.durations_through, *self.durations] if self.durations else None
+    def to_json(self, last_success: datetime | None = None) -> dict[str, Any]:
+        """{r: [duration, …], u: latest success counted} — `u` left out when it is the
+        batch's `last_success`, saved beside it (the usual case); {} when empty."""
+        if not self.durations:
+            return {}
+        if last_success is not None and epoch(last_success) == self.durations_through:
+            return {"r": self.durations}
+        return {"r": self.durations, "u": self.durations_through}
 
     @classmethod
-    def from_json(cls, data: Any) -> RunHistory:
-        if not data:
-            return cls()
-        through, *durations = (int(value) for value in data)
-        return cls([d for d in durations if d >= 0][-KEPT_DURATIONS:], through)
+    def from_json(cls, data: Any, last_success: Any = None) -> RunHistory:
+        """The saved form (`data` holds `r` and maybe `u`; `last_success` is the saved
+        epoch seconds beside it)."""
+        durations = [int(d) for d in data.get("r") or () if int(d) >= 0][-KEPT_DURATIONS:]
+        through = data.get("u", last_success)
+        return cls(durations, int(through or 0)) if durations else cls()
 
 
 def _sort_key(run: Run) -> tuple[float, str]:

@@ -47,6 +47,9 @@ class DeadlineTrack:
     #: Why each judgement went as it did, since the engine last took them (not saved).
     reasons: list[Reason] = field(default_factory=list, repr=False, compare=False)
     _upcoming: datetime | None = field(default=None, repr=False, compare=False)
+    #: The latest walked success, NEVER when there is none (None: not computed since the
+    #: successes or the walk last changed).
+    _latest_walked: datetime | None = field(default=None, repr=False, compare=False)
 
     @property
     def upcoming(self) -> datetime:
@@ -103,8 +106,10 @@ class DeadlineTrack:
             return False
         if self.incident is not None and at > self.incident.opened_at:
             return False
-        walked = (t for t in self.successes.values() if t <= self.walked_to)
-        return at <= max(walked, default=at - _TICK)
+        if self._latest_walked is None:
+            walked = (t for t in self.successes.values() if t <= self.walked_to)
+            self._latest_walked = max(walked, default=NEVER)  # NEVER: none walked yet
+        return self._latest_walked != NEVER and at <= self._latest_walked
 
     def completed(self, uid: str, at: datetime) -> list[Action]:
         """A successful completion of a run of this batch (any number of times)."""
@@ -112,6 +117,7 @@ class DeadlineTrack:
         if known is not None and known <= at:
             return []
         self.successes[uid] = at
+        self._latest_walked = None
         if self.last_success is None or at > self.last_success:
             self.last_success = at
         if at <= self.walked_to:  # behind the walk: a relist, or a source that broke its promise
@@ -144,6 +150,7 @@ class DeadlineTrack:
             actions += self._missed(misses) + self._recover(at, uid)
         actions += self._missed(misses)
         self.walked_to = max(self.walked_to, horizon)
+        self._latest_walked = None
         return actions
 
     # -- the rules ---------------------------------------------------------------------
@@ -254,7 +261,7 @@ class DeadlineTrack:
 
         d: decided through, w: walked to, s: successes not yet walked {uid: at}, k: times of
         the walked ones (their uids no longer matter: they are never walked again), i: open
-        incident, l: last success, o: the outcome record.
+        incident, l: last success, o: the outcome record as the bits of an int after a leading 1.
         """
         walked = self.walked_to
         data: dict[str, Any] = {
@@ -270,7 +277,7 @@ class DeadlineTrack:
         if self.last_success is not None:
             data["l"] = epoch(self.last_success)
         if self.record:
-            data["o"] = self.record
+            data["o"] = int("1" + self.record, 2)  # a leading 1 keeps the leading outcomes
         return data
 
     @classmethod
@@ -288,5 +295,12 @@ class DeadlineTrack:
             },
             incident=Incident.from_json(batch, incident) if incident else None,
             last_success=None if last is None else from_epoch(last),
-            record="".join(c for c in str(data.get("o") or "") if c in "01")[-RECORD_LENGTH:],
+            record=_record(data.get("o")),
         )
+
+
+def _record(saved: Any) -> str:
+    """The outcome record from its saved int (anything else: an empty record)."""
+    if not isinstance(saved, int) or isinstance(saved, bool) or saved < 2:
+        return ""
+    return bin(saved)[3:][-RECORD_LENGTH:]
