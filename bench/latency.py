@@ -44,8 +44,12 @@ from monitor.testing.wait import wait_until
 
 NAMESPACES = 50
 FAILING = "bench-fail"
+#: The failing Jobs' batches send their failures to this many channels: Slack paces each
+#: channel to about one post per second, so one channel could not take 20 failures a second
+#: one by one (in one channel they would become a storm digest, measured on its own).
+FAIL_CHANNELS = 20
 TICKS = os.sysconf("SC_CLK_TCK")
-LOG_ALERT = re.compile(r"^(\S+ \S+) INFO monitor\.pipeline: alert missed_deadline (\S+)")
+LOG_ALERT = re.compile(r"^(\S+ \S+) INFO monitor\.runtime\.pipeline: alert missed_deadline (\S+)")
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,16 @@ def batches(size: Size, now: datetime) -> list[dict[str, Any]]:
         else:
             entry["freshness"] = "1d"
         found.append(entry)
-    found.append(
-        {"name": FAILING, "match": {"namespace": "bench", "cronjob": FAILING}, "freshness": "1d"}
-    )
+    for channel in range(FAIL_CHANNELS):
+        name = f"{FAILING}-{channel}"
+        found.append(
+            {
+                "name": name,
+                "match": {"namespace": "bench", "cronjob": name},
+                "freshness": "1d",
+                "slack": {"errors_channel": f"#bench-{channel}"},
+            }
+        )
     return found
 
 
@@ -117,7 +128,8 @@ def populate(stack: LocalStack, size: Size, now: datetime) -> None:
         job["status"] = status
         store.create(JOBS, namespace, job)
     for index in range(size.failures):
-        stack.kube.jobs.create_job("bench", f"{FAILING}-{index}", cronjob=FAILING)
+        cronjob = f"{FAILING}-{index % FAIL_CHANNELS}"
+        stack.kube.jobs.create_job("bench", f"{FAILING}-job-{index}", cronjob=cronjob)
 
 
 # -- the daemon's process ------------------------------------------------------------------
@@ -158,7 +170,7 @@ def failure_latencies(stack: LocalStack, size: Size) -> list[float]:
     posted_before = len(stack.slack.messages)
     written: dict[str, float] = {}
     for index in range(size.failures):
-        name = f"{FAILING}-{index}"
+        name = f"{FAILING}-job-{index}"
         written[name] = time.monotonic()
         stack.kube.jobs.fail_job("bench", name)
         time.sleep(0.05)
@@ -190,6 +202,8 @@ def deadline_latencies(
                 "name": name,
                 "match": {"namespace": "bench", "cronjob": name},
                 "deadline": cron_at(due[name]),
+                # Two are due per second: two channels, each within Slack's pace.
+                "slack": {"channel": f"#bench-{index % FAIL_CHANNELS}"},
             }
         )
     stack.write_config(config)
@@ -224,14 +238,19 @@ def main() -> None:
     size = SMALL if parser.parse_args().small else FULL
     now = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="sla-bench-") as workdir:
-        stack = LocalStack(Path(workdir), bookmark_interval=60.0)
+        channels = ("alerts", *(f"bench-{n}" for n in range(FAIL_CHANNELS)))
+        stack = LocalStack(Path(workdir), bookmark_interval=60.0, channels=channels)
         with stack:
             built = time.monotonic()
             populate(stack, size, now)
             print(
                 f"world: {size.jobs} Jobs written in {time.monotonic() - built:.1f} s", flush=True
             )
-            config: dict[str, Any] = {"timezone": "UTC", "batches": batches(size, now)}
+            config: dict[str, Any] = {
+                "timezone": "UTC",
+                "slack": {"channel": "#alerts"},
+                "batches": batches(size, now),
+            }
             daemon = stack.spawn(stack.write_config(config), "--log-level", "info")
             launched = time.monotonic()
             daemon.wait_ready(timeout=600)

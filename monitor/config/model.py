@@ -161,6 +161,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StormSettings(_Strict):
+    """When a channel's diagnostics become one digest message (SPEC "Digests")."""
+
+    threshold: int = Field(
+        10, ge=1, le=10_000, description="Top-level alerts per channel per window before a digest."
+    )
+    window: Duration = Field(
+        timedelta(minutes=1),
+        description="The counting window, and how often a digest goes out (at least 1s).",
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1) or value > timedelta(hours=1):
+            raise ValueError("window must be between 1s and 1h")
+        return value
+
+
 class SlackDefaults(_Strict):
     """Where alerts go unless a batch says otherwise."""
 
@@ -169,10 +188,16 @@ class SlackDefaults(_Strict):
         None, description="Default channel of job_failed/traceback; absent: channel."
     )
     token_env: str = Field("SLACK_BOT_TOKEN", description="Env var holding the bot token.")
+    token_file: str | None = Field(
+        None,
+        description="File holding the bot token (a mounted Secret); read at start, "
+        "before token_env.",
+    )
     remind: Duration = Field(
         timedelta(hours=24),
         description="An open incident is re-announced this often (0: never).",
     )
+    storm: StormSettings = StormSettings()
 
 
 class KubernetesSettings(_Strict):

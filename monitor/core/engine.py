@@ -76,6 +76,11 @@ _RECENT_SUCCESSES = 20_000
 _EPSILON = timedelta(milliseconds=1)
 
 
+def run_thread(namespace: str, job: str) -> str:
+    """The thread of one run: its failure and tracebacks are one conversation."""
+    return f"run:{namespace}/{job}"
+
+
 def schedule_signature(config: ConfigSpec, batch: BatchSpec) -> str:
     """A short digest of what, if changed by a reload, makes a batch be re-judged.
 
@@ -266,6 +271,7 @@ class Engine:
             key=f"job_failed:{job.namespace}/{job.name}@{job.uid}",
             at=failed_at,
             details=details,
+            thread=run_thread(job.namespace, job.name),
         )
         return self._unless_muted(post, batch)
 
@@ -295,6 +301,7 @@ class Engine:
             key=f"traceback:{seen.namespace}/{seen.pod}/{seen.container}@{iso(seen.time)}",
             at=seen.time,
             details=details,
+            thread=run_thread(seen.namespace, seen.job) if seen.job else None,
         )
         return self._unless_muted(post, batch)
 

@@ -137,7 +137,9 @@ class Post:
 
     `at` is when the alert became due (the breach instant, not when it was noticed).
     `details` holds the kind's JSON-able details (`monitor.core.kinds`) for rendering;
-    untrusted text is escaped later.
+    untrusted text is escaped later. `thread` names the conversation it belongs to (a run:
+    `run:<namespace>/<job>`): the first post of a thread is top-level, later ones reply
+    under it.
     """
 
     kind: AlertKind
@@ -145,6 +147,7 @@ class Post:
     key: str
     at: datetime
     details: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    thread: str | None = None
 
     @property
     def route(self) -> Route:

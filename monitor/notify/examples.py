@@ -176,6 +176,24 @@ def examples(**script: Any) -> dict[str, Action]:
     return named
 
 
+def storm_failures(count: int = 14) -> list[Post]:
+    """`job_failed` alerts of `count` Jobs failing within a minute: a storm, as the engine
+    makes it (the notifier folds all but the first `slack.storm.threshold` into a digest)."""
+    facts: list[Fact] = [Tick(_at(60)), Watermark(KUBERNETES, _at(60))]
+    for index in range(count):
+        facts.append(
+            job(
+                f"hourly-scores-{29400 + index}",
+                "hourly-scores",
+                start_time=_at(55),
+                outcome="failed",
+                reason="BackoffLimitExceeded" if index % 3 else "DeadlineExceeded",
+                failed_at=_at(60 + index / 60),
+            )
+        )
+    return [a for a in engine_actions(facts) if isinstance(a, Post) and a.kind == "job_failed"]
+
+
 _MISSED_NAMES = {
     "recommend-daily": "missed_deadline",
     "never-ran": "missed_deadline_never_succeeded",

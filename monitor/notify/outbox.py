@@ -23,12 +23,15 @@ from typing import Any
 from monitor.core.facts import Action, Edit, Post, Remind, Resolve
 from monitor.core.kinds import is_resolvable
 from monitor.notify.routing import Address
+from monitor.notify.storm import digestible
 
 logger = logging.getLogger(__name__)
 
 OUTBOX_VERSION = 1
 #: Delivered alerts remembered for threading replies and for deduplication.
 SENT_LOG_LENGTH = 500
+#: Held alerts per route kept with their details (a digest shows about this many lines).
+DETAILED_HELD = 100
 
 
 def action_key(action: Action) -> str:
@@ -56,7 +59,7 @@ def action_to_json(action: Action) -> dict[str, Any]:
         "details": dict(action.details),
     }
     if isinstance(action, Post):
-        return {"type": "post", **common}
+        return {"type": "post", **common, **({"thread": action.thread} if action.thread else {})}
     if isinstance(action, Edit):
         return {"type": "edit", **common, "revision": action.revision}
     if isinstance(action, Remind):
@@ -91,6 +94,7 @@ def action_from_json(data: dict[str, Any]) -> Action:
             key=data["key"],
             at=at,
             details=data.get("details") or {},
+            thread=data.get("thread"),
         )
     return Resolve(
         key=data["key"],
@@ -105,7 +109,8 @@ def action_from_json(data: dict[str, Any]) -> Action:
 class Entry:
     """One action waiting for delivery; `reply_ts` marks a resolve whose reply is posted.
 
-    `route` is the channel it is delivered in order with; `mention` leads a post's text.
+    `route` is the channel it is delivered in order with; `mention` leads a post's text;
+    `held_at` marks a diagnostic held for the channel's next storm digest.
     """
 
     seq: int
@@ -116,6 +121,7 @@ class Entry:
     reply_channel: str | None = None
     reply_ts: str | None = None
     error: str | None = None
+    held_at: float | None = None
 
     @property
     def key(self) -> str:
@@ -128,7 +134,7 @@ class Entry:
             "route": self.route,
             "queued_at": self.queued_at,
         }
-        for name in ("mention", "reply_channel", "reply_ts", "error"):
+        for name in ("mention", "reply_channel", "reply_ts", "error", "held_at"):
             if getattr(self, name) is not None:
                 data[name] = getattr(self, name)
         return data
@@ -144,6 +150,7 @@ class Entry:
             reply_channel=data.get("reply_channel"),
             reply_ts=data.get("reply_ts"),
             error=data.get("error"),
+            held_at=float(data["held_at"]) if data.get("held_at") is not None else None,
         )
 
 
@@ -191,6 +198,9 @@ class Outbox:
     sent: OrderedDict[str, SentRecord] = field(default_factory=OrderedDict)
     dead: list[Entry] = field(default_factory=list)
     next_seq: int = 1
+    #: thread key -> (route, channel ID, ts) of the thread's first message.
+    threads: OrderedDict[str, tuple[str, str, str]] = field(default_factory=OrderedDict)
+    _held_count: dict[str, int] = field(default_factory=dict, repr=False)
 
     def knows(self, key: str) -> bool:
         return (
@@ -231,12 +241,65 @@ class Outbox:
         if record is not None and record.alert is not None:
             record.alert = replace(record.alert, details=details)
 
-    def heads(self) -> list[Entry]:
-        """The first pending entry of every route, oldest first."""
-        seen: dict[str, Entry] = {}
+    def head(self, route: str) -> Entry | None:
+        """The entry `route` delivers next: its first SLA entry (an SLA alert, or an edit,
+        reminder or resolve of one) ahead of diagnostics, else its first diagnostic that is
+        not held for a digest. Each of the two lines stays in order."""
+        first: Entry | None = None
         for entry in self.pending:
-            seen.setdefault(entry.route, entry)
-        return sorted(seen.values(), key=lambda entry: entry.seq)
+            if entry.route != route or entry.held_at is not None:
+                continue
+            if not _diagnostic(entry.action):
+                return entry
+            if first is None:
+                first = entry
+        return first
+
+    def routes(self) -> list[str]:
+        """Every route with something pending (held entries included)."""
+        return list(dict.fromkeys(entry.route for entry in self.pending))
+
+    def held(self, route: str) -> list[Entry]:
+        return [e for e in self.pending if e.route == route and e.held_at is not None]
+
+    def hold(self, entry: Entry, now: float) -> None:
+        """Hold `entry` for its route's digest. Past `DETAILED_HELD` held entries in one
+        route, it keeps only its kind, batch and key — all a digest lists beyond the lines
+        it has room for — so a storm of 10,000 alerts still fits the 1 MiB state store."""
+        entry.held_at = now
+        self._held_count[entry.route] = self._held_count.get(entry.route, 0) + 1
+        if self._held_count[entry.route] > DETAILED_HELD and isinstance(entry.action, Post):
+            entry.action = replace(entry.action, details={})
+
+    def released(self, route: str) -> None:
+        """The route's held entries went out in a digest."""
+        self._held_count.pop(route, None)
+
+    def is_reply(self, post: Post, route: str) -> bool:
+        """Whether `post` will be a reply in its thread (its thread has a first message,
+        delivered or pending in the same route)."""
+        if post.thread is None:
+            return False
+        known = self.threads.get(post.thread)
+        if known is not None:
+            return known[0] == route
+        return any(
+            isinstance(e.action, Post) and e.action.thread == post.thread and e.route == route
+            for e in self.pending
+        )
+
+    def threaded(self, thread: str, route: str, channel_id: str, ts: str) -> None:
+        self.threads[thread] = (route, channel_id, ts)
+        self.threads.move_to_end(thread)
+        while len(self.threads) > SENT_LOG_LENGTH:
+            self.threads.popitem(last=False)
+
+    def thread_of(self, post: Post, route: str) -> tuple[str, str] | None:
+        """(channel ID, ts) of the first message of `post`'s thread in `route`, if any."""
+        known = self.threads.get(post.thread) if post.thread else None
+        if known is None or known[0] != route:
+            return None
+        return known[1], known[2]
 
     def delivered(self, entry: Entry, channel_id: str, ts: str, now: float) -> None:
         self.pending.remove(entry)
@@ -261,6 +324,7 @@ class Outbox:
             "pending": [entry.to_json() for entry in self.pending],
             "sent": [record.to_json() for record in self.sent.values()],
             "dead": [entry.to_json() for entry in self.dead],
+            "threads": [[key, *where] for key, where in self.threads.items()],
         }
 
     @classmethod
@@ -285,7 +349,22 @@ class Outbox:
                 logger.error("skipping malformed sent record %r: %s", item, error)
                 continue
             outbox.sent[record.key] = record
+        for item in data.get("threads") or []:
+            try:
+                key, route, channel_id, ts = (str(part) for part in item)
+            except (TypeError, ValueError) as error:
+                logger.error("skipping malformed thread record %r: %s", item, error)
+                continue
+            outbox.threads[key] = (route, channel_id, ts)
         highest = max((entry.seq for entry in outbox.pending + outbox.dead), default=0)
         outbox.next_seq = max(int(data.get("next_seq") or 1), highest + 1)
         outbox.pending.sort(key=lambda entry: entry.seq)
+        for entry in outbox.pending:
+            if entry.held_at is not None:
+                outbox._held_count[entry.route] = outbox._held_count.get(entry.route, 0) + 1
         return outbox
+
+
+def _diagnostic(action: Action) -> bool:
+    """A post of a kind a digest may fold (failures, tracebacks): it yields to SLA entries."""
+    return isinstance(action, Post) and digestible(action.kind)

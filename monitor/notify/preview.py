@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import quote
 
 from monitor.core.facts import Edit, Post, Remind
-from monitor.notify.examples import examples, scripted_config
+from monitor.notify.digest_message import render_digest
+from monitor.notify.examples import examples, scripted_config, storm_failures
 from monitor.notify.render import (
     Message,
     RenderSettings,
@@ -26,6 +27,7 @@ from monitor.notify.render import (
     render_resolved,
 )
 from monitor.notify.routing import ConfigRouter
+from monitor.notify.storm import StormGate, digest_key
 
 _BUILDER = "https://app.slack.com/block-kit-builder/#"
 
@@ -34,8 +36,8 @@ _SHOWN = (
     "missed_deadline",
     "missed_deadline_never_succeeded",
     "stale",
-    "job_failed",
     "traceback",
+    "job_failed",
     "monitor_degraded",
     "config_rejected",
     "incident_edited",
@@ -56,6 +58,8 @@ def rendered(settings: RenderSettings) -> list[tuple[str, Message]]:
         title = name.replace("_", " ")
         if isinstance(action, Post):
             mention = router.address(action.route).mention
+            if action.kind == "job_failed" and action.thread:
+                title += " (a reply in the thread of its run's traceback)"
             messages.append((title, render_post(action, settings, mention)))
         elif isinstance(action, Edit):
             grown = dataclasses.replace(alerts[action.key], details=action.details)
@@ -66,6 +70,17 @@ def rendered(settings: RenderSettings) -> list[tuple[str, Message]]:
             messages.append((f"{title} (thread reply)", render_recovered(action, settings)))
             edited = render_resolved(alerts[action.key], action, settings)
             messages.append((f"{action.kind} after recovery (edited)", edited))
+    storm = storm_failures()
+    held = storm[StormGate().threshold :]
+    channel = router.address(held[0].route).channel or ""
+    key = digest_key(channel, held[0].at.timestamp())
+    messages.append(
+        (
+            f"digest (a storm: {len(storm)} failures in a minute, the first "
+            f"{len(storm) - len(held)} posted one by one)",
+            render_digest(key, channel, held),
+        )
+    )
     return messages
 
 

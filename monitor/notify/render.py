@@ -452,3 +452,10 @@ def redirected(message: Message, intended: str, error: str) -> Message:
     )
     text = f"{message.text} (meant for {escape(intended)})"
     return _finish(text, [note, *message.blocks], message.metadata)
+
+
+def render_fallback(kind: str, batch: str, key: str) -> Message:
+    """The least a message can say, for an alert whose layout raised: it still goes out
+    (plain text, no blocks), and the alerts behind it are not held up."""
+    text = f"sla-monitor alert {escape(kind)}{_of_batch(batch)}: `{code_text(key)}`"
+    return _finish(text, [], _metadata(kind, batch, key))

@@ -1,22 +1,24 @@
-"""Durable, ordered, deduplicated delivery of engine actions to Slack, on its own thread.
+"""Durable, ordered, deduplicated delivery of engine actions to Slack, one worker per channel.
 
     notifier = Notifier(transport, router=ConfigRouter(config), saved=doc.section("outbox"),
                         persist=lambda outbox: doc.put("outbox", outbox))
     notifier.start(); notifier.submit(actions); ...; notifier.stop()
 
-`submit` addresses each post (`router`: the core's route → channel and mention), queues
-actions in the outbox and calls `persist` with the outbox's JSON form
-*before* it returns, so an alert is on disk before anything is sent; the worker thread
-calls `persist` again after each delivery (with the channel ID and `ts`). The daemon keeps
-that JSON as the `outbox` section of its one state document (`monitor.runtime.state`), next to
-the engine's state, and passes it back as `saved` after a restart.
+The stages, in order: **dedup** (`submit`: a key already pending, delivered or dead is not
+queued again; the outbox is persisted before `submit` returns), **digest** (`StormGate`:
+past the storm threshold, a channel's diagnostics are held and posted as one digest per
+window), **thread** (a run's later signals reply under its first message; an incident is
+one message edited in place), **pace** (`ChannelPace`: ~1 post/s per channel, with bursts),
+**retry** (the SDK's handlers, then a per-channel capped backoff for as long as Slack is
+down) and **record** (the outbox's sent log and thread map, persisted after each delivery).
 
-Delivery: each route (channel) is delivered in order; the SDK retries 429s, 5xx and
-connection errors briefly, and beyond that a route backs off (capped exponential) and
-retries for as long as Slack is down. A `Resolve` is a `recovered` reply in the alert's
-thread plus an edit of the alert. A channel Slack refuses falls back to the default
+Each channel has its own worker thread, queue order and retry clock, so a `Retry-After` on
+one channel never delays another; within a channel, SLA entries go ahead of diagnostics.
+Nothing can block a channel: a layout that raises is replaced by a plain-text message,
+blocks Slack refuses are resent as plain text, and an alert Slack refuses for good becomes
+a dead letter (listed, counted) reported once as `monitor_degraded`
+(`degraded:slack-refused@<time>`). A channel Slack refuses falls back to the default
 channel with a note; a refused token marks the notifier unhealthy and keeps everything.
-`health()` reports status, outbox depth, oldest age and delivery latency.
 """
 
 from __future__ import annotations
@@ -27,21 +29,27 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from monitor.core.facts import Action, Edit, Post, Remind, Resolve
+from monitor.core.kinds import DegradedDetails
+from monitor.notify.digest_message import render_digest
 from monitor.notify.escape import cut
-from monitor.notify.outbox import Entry, Outbox, SentRecord
+from monitor.notify.outbox import Entry, Outbox, SentRecord, action_key
+from monitor.notify.pacing import ChannelPace
 from monitor.notify.render import (
     Message,
     RenderSettings,
     redirected,
+    render_fallback,
     render_post,
     render_recovered,
     render_reminder,
     render_resolved,
 )
 from monitor.notify.routing import OneChannel, Router
+from monitor.notify.storm import StormGate, digest_key
 from monitor.notify.transport import Delivery, DeliveryError, Transport
 
 logger = logging.getLogger(__name__)
@@ -70,14 +78,12 @@ class NotifierHealth:
     delivery_count: int
 
 
-@dataclass
-class _Route:
-    failures: int = 0
-    retry_at: float = 0.0
+#: A channel's worker leaves after this long with nothing to do (a new alert restarts it).
+_IDLE_SECONDS = 1.0
 
 
 class Notifier:
-    """The outbox and the worker thread that empties it."""
+    """The outbox, and one worker thread per channel that empties that channel's queue."""
 
     def __init__(
         self,
@@ -90,6 +96,8 @@ class Notifier:
         persist: Callable[[dict[str, Any]], None] | None = None,
         initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
+        storm: StormGate | None = None,
+        pace: Callable[[], ChannelPace] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._transport = transport
@@ -98,13 +106,18 @@ class Notifier:
         self._settings = settings or RenderSettings()
         self._persist = persist
         self._initial_backoff, self._max_backoff = initial_backoff, max_backoff
+        self._storm = storm or StormGate()
+        self._new_pace = pace or (
+            lambda: ChannelPace(initial_backoff=initial_backoff, max_backoff=max_backoff)
+        )
         self._clock = clock
         self._outbox = Outbox.from_json(saved)
-        self._routes: dict[str, _Route] = {}
+        self._paces: dict[str, ChannelPace] = {}
+        self._workers: dict[str, threading.Thread] = {}
         self._lock = threading.Condition()
         self._persist_lock = threading.Lock()
+        self._started = False
         self._stopping = False
-        self._thread: threading.Thread | None = None
         self._auth_error: str | None = None
         self._auth_failures = 0
         self._auth_retry_at = 0.0
@@ -116,11 +129,13 @@ class Notifier:
 
     # -- the daemon's side -------------------------------------------------------------
 
-    def reroute(self, router: Router) -> None:
-        """A reloaded config's routing, for alerts queued from now on."""
+    def reroute(self, router: Router, storm: StormGate | None = None) -> None:
+        """A reloaded config's routing (and storm settings), for alerts queued from now on."""
         with self._lock:
             self._router = router
             self._default = router.default_channel or ""
+            if storm is not None:
+                self._storm.threshold, self._storm.window = storm.threshold, storm.window
 
     def submit(self, actions: Iterable[Action]) -> int:
         """Queue actions (duplicates by key are ignored) and persist; returns how many queued."""
@@ -128,17 +143,30 @@ class Notifier:
         with self._lock:
             now = self._clock()
             for action in actions:
-                address = self._router.address(action.route) if isinstance(action, Post) else None
-                if self._outbox.add(action, address, self._default, now) is None:
-                    self._counts["duplicates"] += 1
-                    logger.debug("already queued or delivered: %s", action.key)
-                else:
+                if self._queue(action, now):
                     added += 1
         if added:
             self._save()
             with self._lock:
+                self._start_workers()
                 self._lock.notify_all()
         return added
+
+    def _queue(self, action: Action, now: float) -> bool:
+        """Dedup and the storm gate, under the lock."""
+        address = self._router.address(action.route) if isinstance(action, Post) else None
+        route = self._outbox.route_of(action, address, self._default)
+        reply = isinstance(action, Post) and self._outbox.is_reply(action, route)
+        entry = self._outbox.add(action, address, self._default, now)
+        if entry is None:
+            self._counts["duplicates"] += 1
+            logger.debug("already queued or delivered: %s", action.key)
+            return False
+        top_level = isinstance(action, Post) and not reply
+        if top_level and self._storm.arrived(entry.route, action.kind, now):
+            self._outbox.hold(entry, now)
+            logger.info("storm in %s: %s held for the digest", entry.route, action.key)
+        return True
 
     def snapshot(self) -> dict[str, Any]:
         """The outbox's persisted form (the `outbox` section of the state document)."""
@@ -146,16 +174,20 @@ class Notifier:
             return self._outbox.to_json()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="slack-notifier", daemon=True)
-        self._thread.start()
+        with self._lock:
+            self._started = True
+            self._start_workers()
+        threading.Thread(target=self._check_token, name="slack-token", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Let an in-flight post finish, then stop; pending alerts stay in the outbox."""
+        """Let in-flight posts finish, then stop; pending alerts stay in the outbox."""
         with self._lock:
             self._stopping = True
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+            workers = list(self._workers.values())
+        deadline = time.monotonic() + timeout
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def flush(self, timeout: float) -> bool:
         """Wait until nothing is pending (dead letters aside); False on timeout."""
@@ -176,7 +208,7 @@ class Notifier:
             if self._auth_error is not None:
                 status: Status = "unhealthy"
                 detail = f"Slack refused the token ({self._auth_error}); alerts are kept"
-            elif any(route.failures for route in self._routes.values()):
+            elif any(pace.failures for pace in self._paces.values()):
                 status, detail = "retrying", "Slack deliveries are failing and being retried"
             else:
                 status, detail = "ok", ""
@@ -200,7 +232,7 @@ class Notifier:
                 delivery_count=self._latency_count,
             )
 
-    # -- the worker --------------------------------------------------------------------
+    # -- the workers ---------------------------------------------------------------------
 
     def _save(self) -> None:
         if self._persist is None:
@@ -213,17 +245,69 @@ class Notifier:
                 # Delivering unsaved beats not delivering: the worst case is a repeat.
                 logger.exception("saving the Slack outbox failed; delivering anyway")
 
-    def _run(self) -> None:
-        self._check_token()
+    def _start_workers(self) -> None:
+        """One worker per channel with something pending (under the lock)."""
+        if not self._started or self._stopping:
+            return
+        for route in self._outbox.routes():
+            if route not in self._workers:
+                worker = threading.Thread(
+                    target=self._work, args=(route,), name=f"slack:{route}", daemon=True
+                )
+                self._workers[route] = worker
+                worker.start()
+
+    def _pace(self, route: str) -> ChannelPace:
+        pace = self._paces.get(route)
+        if pace is None:
+            pace = self._paces[route] = self._new_pace()
+        return pace
+
+    def _work(self, route: str) -> None:
+        idle_since: float | None = None
         while True:
             with self._lock:
-                entry = self._next_entry()
                 if self._stopping:
+                    self._workers.pop(route, None)
                     return
-                if entry is None:
-                    self._lock.wait(self._wait_time())
+                job, wait = self._next_job(route)
+                if job is None:
+                    if not any(e.route == route for e in self._outbox.pending):
+                        idle_since = idle_since or time.monotonic()
+                        if time.monotonic() - idle_since >= _IDLE_SECONDS:
+                            self._workers.pop(route, None)
+                            return
+                    else:
+                        idle_since = None
+                    self._lock.wait(min(wait, _IDLE_SECONDS))
                     continue
-            self._deliver(entry)
+                idle_since = None
+            if isinstance(job, list):
+                self._deliver_digest(route, job)
+            else:
+                self._deliver(job)
+
+    def _next_job(self, route: str) -> tuple[Entry | list[Entry] | None, float]:
+        """What `route` sends next (an entry, or the held entries as a digest), or None and
+        how long to wait. Under the lock."""
+        now = self._clock()
+        if self._auth_error is not None and now < self._auth_retry_at:
+            return None, self._auth_retry_at - now
+        pace = self._pace(route)
+        held = self._outbox.held(route)
+        if held:
+            assert held[0].held_at is not None
+            due = self._storm.digest_due(route, held[0].held_at)
+            if due <= now:
+                ready = pace.ready_at(now)
+                return (held, 0.0) if ready <= now else (None, ready - now)
+        entry = self._outbox.head(route)
+        if entry is None:
+            first = held[0].held_at if held else None
+            wait = self._storm.digest_due(route, first) - now if first is not None else 1.0
+            return None, max(0.01, wait)
+        ready = pace.ready_at(now, posting=not isinstance(entry.action, Edit))
+        return (entry, 0.0) if ready <= now else (None, ready - now)
 
     def _check_token(self) -> None:
         try:
@@ -234,34 +318,19 @@ class Notifier:
         self._contact()
         logger.info("Slack: posting as %s", who)
 
-    def _next_entry(self) -> Entry | None:
-        now = self._clock()
-        if self._auth_error is not None and now < self._auth_retry_at:
-            return None
-        for entry in self._outbox.heads():
-            if self._routes.get(entry.route, _Route()).retry_at <= now:
-                return entry
-        return None
-
-    def _wait_time(self) -> float:
-        now = self._clock()
-        instants = [route.retry_at for route in self._routes.values() if route.failures]
-        if self._auth_error is not None:
-            instants.append(self._auth_retry_at)
-        return max(0.01, min([*instants, now + 1.0]) - now)
-
-    def _backoff(self, failures: int) -> float:
-        return float(min(self._max_backoff, self._initial_backoff * 2 ** (failures - 1)))
-
     def _contact(self) -> None:
         with self._lock:
             self._reachable, self._last_contact = True, self._clock()
             if self._auth_error is not None:
                 logger.info("Slack accepts the token again")
             self._auth_error, self._auth_failures = None, 0
+            self._lock.notify_all()
 
-    def _failed(self, entry: Entry | None, error: DeliveryError) -> None:
-        """Back off the route (or everything, for auth); the entry stays first in line."""
+    def _backoff(self, failures: int) -> float:
+        return float(min(self._max_backoff, self._initial_backoff * 2 ** (failures - 1)))
+
+    def _failed(self, route: str | None, error: DeliveryError, key: str = "") -> None:
+        """Back off the channel (or everything, for auth); its entry stays first in line."""
         with self._lock:
             self._counts["failures"] += 1
             now = self._clock()
@@ -278,23 +347,27 @@ class Notifier:
                 self._auth_retry_at = now + self._backoff(self._auth_failures)
                 return
             self._reachable = error.error_class != "transient"
-            if entry is None:
+            if route is None:
                 return
-            route = self._routes.setdefault(entry.route, _Route())
-            route.failures += 1
-            route.retry_at = now + self._backoff(route.failures)
+            delay = self._pace(route).failed(now, error.retry_after)
             logger.warning(
-                "Slack delivery of %s failed (%s); retrying in %.1fs",
-                entry.key,
+                "Slack delivery of %s failed (%s); retrying %s in %.1fs",
+                key,
                 error.code,
-                route.retry_at - now,
+                route,
+                delay,
             )
 
-    def _done(self, entry: Entry, channel_id: str, ts: str) -> None:
+    def _sent(self, entry: Entry, channel_id: str, ts: str, *, paced: bool = True) -> None:
+        """Record a delivery (and the thread it starts), then persist."""
         with self._lock:
             now = self._clock()
             self._outbox.delivered(entry, channel_id, ts, now)
-            self._routes.pop(entry.route, None)
+            action = entry.action
+            if isinstance(action, Post) and action.thread is not None and ts:
+                self._record_thread(action.thread, action, entry.route, channel_id, ts)
+            pace = self._pace(entry.route)
+            pace.sent(now) if paced else pace.recovered()
             self._counts["posted"] += 1
             latency = max(0.0, now - entry.queued_at)
             self._last_latency = latency
@@ -303,11 +376,21 @@ class Notifier:
             self._lock.notify_all()
         self._save()
 
+    def _record_thread(self, thread: str, post: Post, route: str, channel_id: str, ts: str) -> None:
+        """The first message of a thread is where its later signals reply (under the lock)."""
+        if self._outbox.thread_of(post, route) is None:
+            self._outbox.threaded(thread, route, channel_id, ts)
+
     def _bury(self, entry: Entry, code: str) -> None:
+        """A message Slack refuses for good: kept as a dead letter, reported once."""
         logger.error("Slack refuses %s for good (%s); kept as a dead letter", entry.key, code)
         with self._lock:
+            now = self._clock()
             self._outbox.bury(entry, code)
-            self._routes.pop(entry.route, None)
+            self._pace(entry.route).recovered()
+            if not entry.key.startswith(REFUSED_PREFIX):
+                self._queue(_refused(entry, code, now), now)
+                self._start_workers()
             self._lock.notify_all()
         self._save()
 
@@ -323,10 +406,19 @@ class Notifier:
             else:
                 self._deliver_resolve(entry, action)
         except DeliveryError as error:
-            self._failed(entry, error)
-        except Exception:  # a bug must not kill the only thread that posts
+            self._failed(entry.route, error, entry.key)
+        except Exception:  # a bug must not kill a channel's worker
             logger.exception("unexpected error delivering %s", entry.key)
-            self._failed(entry, DeliveryError("transient", "internal"))
+            self._failed(entry.route, DeliveryError("transient", "internal"), entry.key)
+
+    def _render(self, action: Action, render: Callable[[], Message]) -> Message:
+        """`render()`, or a plain-text message when the layout raises (never a poison)."""
+        try:
+            return render()
+        except Exception:
+            logger.exception("rendering %s failed; posting it as plain text", action.key)
+            kind = "recovered" if isinstance(action, Resolve) else action.kind
+            return render_fallback(kind, action.batch, action_key(action))
 
     def _post(self, delivery: Delivery, route: str) -> tuple[str, str]:
         """Post, falling back to the default channel when `route` refuses the message."""
@@ -383,10 +475,47 @@ class Notifier:
             logger.warning("could not edit %s: %s", key, error.code)
 
     def _deliver_post(self, entry: Entry, post: Post) -> None:
-        message = render_post(post, self._settings, entry.mention)
-        delivery = Delivery(entry.route, message, post.kind, post.batch, post.key)
+        """A top-level post, or a reply in its run's thread when the run has one."""
+        message = self._render(post, lambda: render_post(post, self._settings, entry.mention))
+        with self._lock:
+            thread = self._outbox.thread_of(post, entry.route)
+        channel, thread_ts = thread if thread is not None else (entry.route, None)
+        delivery = Delivery(channel, message, post.kind, post.batch, post.key, thread_ts)
         if (posted := self._post_or_bury(entry, delivery)) is not None:
-            self._done(entry, *posted)
+            self._sent(entry, *posted)
+
+    def _deliver_digest(self, route: str, held: list[Entry]) -> None:
+        """The held diagnostics of `route` as one digest; each counts as delivered."""
+        first = held[0].held_at
+        assert first is not None
+        key = digest_key(route, first)
+        posts = [entry.action for entry in held if isinstance(entry.action, Post)]
+        message = render_digest(key, route, posts)
+        delivery = Delivery(route, message, "digest", "", key)
+        try:
+            channel_id, ts = self._post(delivery, route)
+        except DeliveryError as error:
+            self._failed(route, error, key)
+            return
+        with self._lock:
+            now = self._clock()
+            self._storm.digested(route, now)
+            self._outbox.released(route)
+            self._pace(route).sent(now)
+            for entry in held:
+                entry.held_at = None
+                self._outbox.delivered(entry, channel_id, ts, now)
+                action = entry.action
+                if (
+                    isinstance(action, Post)
+                    and action.thread
+                    and action.thread not in self._outbox.threads
+                ):
+                    self._outbox.threaded(action.thread, route, channel_id, ts)
+            self._counts["posted"] += 1
+            self._lock.notify_all()
+        logger.info("storm digest %s: %d alerts in one message", key, len(held))
+        self._save()
 
     def _deliver_edit(self, entry: Entry, edit: Edit) -> None:
         """An incident that grew: its message is re-rendered in place (no one is pinged)."""
@@ -394,13 +523,14 @@ class Notifier:
             record = self._outbox.sent.get(edit.key)
         if record is None or record.alert is None:
             logger.info("edit of %s skipped: the alert is not (or no longer) known", edit.key)
-            self._done(entry, "", "")
+            self._sent(entry, "", "", paced=False)
             return
         updated = dataclasses.replace(record.alert, details=dict(edit.details))
-        self._edit_in_place(record, render_post(updated, self._settings), edit.key)
+        message = self._render(edit, lambda: render_post(updated, self._settings))
+        self._edit_in_place(record, message, edit.key)
         with self._lock:
             self._outbox.edited(edit.key, dict(edit.details))
-        self._done(entry, record.channel_id, record.ts)
+        self._sent(entry, record.channel_id, record.ts, paced=False)
 
     def _deliver_remind(self, entry: Entry, remind: Remind) -> None:
         """A reminder: a reply in the incident's thread, also sent to the channel."""
@@ -408,7 +538,7 @@ class Notifier:
             record = self._outbox.sent.get(remind.parent)
         delivery = Delivery(
             record.channel_id if record else entry.route,
-            render_reminder(remind, self._settings),
+            self._render(remind, lambda: render_reminder(remind, self._settings)),
             remind.kind,
             remind.batch,
             remind.key,
@@ -416,13 +546,13 @@ class Notifier:
             broadcast=record is not None,
         )
         if (posted := self._post_or_bury(entry, delivery)) is not None:
-            self._done(entry, *posted)
+            self._sent(entry, *posted)
 
     def _deliver_resolve(self, entry: Entry, resolve: Resolve) -> None:
         with self._lock:
             record = self._outbox.sent.get(resolve.key)
         if entry.reply_ts is None and resolve.closed is None:
-            reply = render_recovered(resolve, self._settings)
+            reply = self._render(resolve, lambda: render_recovered(resolve, self._settings))
             channel = record.channel_id if record else entry.route
             delivery = Delivery(
                 channel,
@@ -437,9 +567,25 @@ class Notifier:
             entry.reply_channel, entry.reply_ts = posted
             self._save()  # the reply exists: a retry must only redo the edit
         if record is not None and record.alert is not None:
-            edit = render_resolved(record.alert, resolve, self._settings)
+            alert = record.alert
+            edit = self._render(resolve, lambda: render_resolved(alert, resolve, self._settings))
             self._edit_in_place(record, edit, resolve.key)
-        self._done(entry, entry.reply_channel or "", entry.reply_ts or "")
+        self._sent(entry, entry.reply_channel or "", entry.reply_ts or "")
+
+
+#: Keys of the `monitor_degraded` that reports an alert Slack refused for good.
+REFUSED_PREFIX = "degraded:slack-refused@"
+
+
+def _refused(entry: Entry, code: str, now: float) -> Post:
+    """The one report of a dead letter: which alert, and what Slack said."""
+    at = datetime.fromtimestamp(now, UTC)
+    details: DegradedDetails = {
+        "source": "slack-refused",
+        "since": at.isoformat(),
+        "detail": f"Slack refused {entry.key} for good ({code}); it is kept as a dead letter",
+    }
+    return Post("monitor_degraded", "", f"{REFUSED_PREFIX}{at.isoformat()}", at, details)
 
 
 def _plain(delivery: Delivery) -> Delivery:

@@ -15,12 +15,16 @@ import json
 import logging
 import sys
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Protocol, TextIO
+from email.message import Message as Headers
+from typing import IO, Any, Literal, Protocol, TextIO
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -57,10 +61,13 @@ _TRANSIENT_ERRORS = {
 class DeliveryError(Exception):
     """A post or edit that failed after the SDK's own retries."""
 
-    def __init__(self, error_class: ErrorClass, code: str) -> None:
+    def __init__(
+        self, error_class: ErrorClass, code: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(f"{error_class}: {code}")
         self.error_class: ErrorClass = error_class
         self.code = code
+        self.retry_after = retry_after  # seconds Slack asked to wait (429 Retry-After)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +108,11 @@ def classify(error: Exception) -> DeliveryError:
         status = error.response.status_code
         data = error.response.data
         code = str(data.get("error", "unknown")) if isinstance(data, dict) else "unknown"
+        if 300 <= status < 400:  # a redirect refused: never a reason to drop the alert
+            return DeliveryError("transient", f"redirect_refused_http_{status}")
         if status == 429 or status >= 500 or code in _TRANSIENT_ERRORS:
-            return DeliveryError("transient", f"http_{status}" if status != 200 else code)
+            wait = _retry_after(error.response.headers) if status == 429 else None
+            return DeliveryError("transient", f"http_{status}" if status != 200 else code, wait)
         if code in _CHANNEL_ERRORS:
             return DeliveryError("channel", code)
         if code in _AUTH_ERRORS:
@@ -111,13 +121,71 @@ def classify(error: Exception) -> DeliveryError:
     return DeliveryError("transient", f"{type(error).__name__}: {error}")
 
 
+def _retry_after(headers: Any) -> float | None:
+    """The `Retry-After` seconds of a 429 (the SDK gives headers as a dict of lists)."""
+    if not isinstance(headers, Mapping):
+        return None
+    for name, value in headers.items():
+        if str(name).lower() == "retry-after":
+            text = value[0] if isinstance(value, list) and value else value
+            try:
+                return max(0.0, float(str(text)))
+            except ValueError:
+                return None
+    return None
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib re-sends a request's headers — the `Authorization: Bearer` bot token included
+    — to whatever host a redirect names; the token goes only to the configured API host."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: Headers,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        logger.error(
+            "Slack API answered %s with a redirect to %s: refused, the bot token is only "
+            "sent to the configured host (check SLACK_API_URL)",
+            code,
+            urllib.parse.urlsplit(newurl).netloc,
+        )
+        raise urllib.error.HTTPError(req.full_url, code, "redirect refused", headers, fp)
+
+
+class _TokenSafeWebClient(WebClient):
+    """`WebClient` whose requests never follow a redirect (see `_RefuseRedirects`).
+
+    It replaces the one method that opens the connection; the SDK's retries, error
+    handling and response parsing around it are unchanged.
+    """
+
+    def _perform_urllib_http_request_internal(
+        self, url: str, req: urllib.request.Request
+    ) -> dict[str, Any]:
+        if not url.lower().startswith("http"):
+            raise SlackRequestError(f"Invalid URL detected: {url}")
+        handlers: list[Any] = [urllib.request.HTTPSHandler(context=self.ssl), _RefuseRedirects]
+        if isinstance(self.proxy, str):
+            handlers.append(urllib.request.ProxyHandler({"http": self.proxy, "https": self.proxy}))
+        opener = urllib.request.build_opener(*handlers)
+        with opener.open(req, timeout=self.timeout) as resp:
+            charset = resp.headers.get_content_charset() or "utf-8"
+            body = resp.read().decode(charset)
+            return {"status": resp.code, "headers": resp.headers, "body": body}
+
+
 class SlackTransport:
-    """The Slack Web API through `slack_sdk.WebClient`."""
+    """The Slack Web API through `slack_sdk.WebClient` (redirects refused)."""
 
     def __init__(
         self, token: str, base_url: str = SLACK_API_URL, timeout: int = 10, retries: int = 3
     ) -> None:
-        self.client = WebClient(
+        self.client = _TokenSafeWebClient(
             token=token,
             base_url=normalise_base_url(base_url),
             timeout=timeout,
@@ -200,11 +268,32 @@ class StdoutTransport:
         logger.info("dry run: would edit message %s: %s", ts, message.text)
 
 
+def read_token(token_file: str | None, environ: Mapping[str, str], token_env: str) -> str:
+    """The bot token: from `token_file` (a mounted Secret) if given and readable, else from
+    the environment variable `token_env`; "" when neither has one."""
+    if token_file:
+        try:
+            with open(token_file, encoding="utf-8") as file:
+                token = file.read().strip()
+        except OSError as error:
+            logger.error(
+                "cannot read slack.token_file %s (%s); trying $%s", token_file, error, token_env
+            )
+        else:
+            if token:
+                return token
+            logger.error("slack.token_file %s is empty; trying $%s", token_file, token_env)
+    return environ.get(token_env, "").strip()
+
+
 def transport_from_env(
-    environ: Mapping[str, str], token_env: str = "SLACK_BOT_TOKEN", dry_run: bool = False
+    environ: Mapping[str, str],
+    token_env: str = "SLACK_BOT_TOKEN",
+    dry_run: bool = False,
+    token_file: str | None = None,
 ) -> SlackTransport | StdoutTransport:
     """Slack when a token is set (at `SLACK_API_URL` if given), else stdout."""
-    token = environ.get(token_env, "").strip()
+    token = read_token(token_file, environ, token_env)
     if dry_run or not token:
         if not dry_run:
             logger.warning("no Slack token in $%s: alerts go to stdout as JSON lines", token_env)

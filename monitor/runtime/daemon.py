@@ -169,7 +169,10 @@ class Daemon:
                 return
             config = self.config
             transport = transport_from_env(
-                os.environ, config.slack.token_env, dry_run=self.options.dry_run
+                os.environ,
+                config.slack.token_env,
+                dry_run=self.options.dry_run,
+                token_file=config.slack.token_file,
             )
             stores = make_stores(config, self._api_client)
             pipeline = Pipeline(

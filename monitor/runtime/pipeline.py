@@ -51,6 +51,7 @@ from monitor.core.facts import (
 from monitor.notify.render import Message, RenderSettings
 from monitor.notify.routing import ConfigRouter
 from monitor.notify.slack import Notifier
+from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.configmap_store import StateConflict
 from monitor.runtime.state import StateDocument, StateStore
@@ -87,6 +88,11 @@ class Chore(enum.Enum):
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def storm_gate(config: Config) -> StormGate:
+    storm = config.slack.storm
+    return StormGate(threshold=storm.threshold, window=storm.window.total_seconds())
 
 
 def render_settings(config: Config) -> RenderSettings:
@@ -181,6 +187,7 @@ class Pipeline:
         self._notifier = Notifier(
             self._transport,
             router=ConfigRouter(self.config),
+            storm=storm_gate(self.config),
             settings=render_settings(self.config),
             saved=self._outbox_document.section("outbox"),
             persist=lambda outbox: self._outbox_document.put("outbox", outbox),
@@ -315,7 +322,7 @@ class Pipeline:
         from monitor.core.facts import ConfigReplaced
 
         self.config = config
-        self._notifier.reroute(ConfigRouter(config))
+        self._notifier.reroute(ConfigRouter(config), storm_gate(config))
         self._queue.put(ConfigReplaced(config, self._clock()))
 
     def reject(self, errors: tuple[str, ...]) -> None:

@@ -10,6 +10,7 @@ watches serve bytes without re-encoding.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import copy
 import itertools
@@ -54,6 +55,30 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
 )
 RESOURCES_BY_PATH = {(rt.group, rt.version, rt.resource): rt for rt in RESOURCE_TYPES}
+
+
+#: The API server refuses a ConfigMap whose data (binaryData decoded) exceeds 1 MiB.
+CONFIGMAP_LIMIT = 1024 * 1024
+
+
+def _check_size(rt: ResourceType, obj: JsonObject) -> None:
+    """422 for a ConfigMap over `CONFIGMAP_LIMIT`, as the real API server answers."""
+    if rt.kind != "ConfigMap":
+        return
+    size = sum(len(str(value).encode()) for value in (obj.get("data") or {}).values())
+    for value in (obj.get("binaryData") or {}).values():
+        try:
+            size += len(base64.b64decode(str(value)))
+        except ValueError:
+            size += len(str(value))
+    if size > CONFIGMAP_LIMIT:
+        name = obj.get("metadata", {}).get("name", "")
+        raise ApiError(
+            422,
+            "Invalid",
+            f'ConfigMap "{name}" is invalid: []: Too long: must have at most '
+            f"{CONFIGMAP_LIMIT} bytes",
+        )
 
 
 class ApiError(Exception):
@@ -193,6 +218,7 @@ class KubeStore:
 
     # -- writes ------------------------------------------------------------------------
     def create(self, rt: ResourceType, namespace: str, obj: JsonObject) -> StoredObject:
+        _check_size(rt, obj)
         with self.changed:
             meta = obj.setdefault("metadata", {})
             name = meta.get("name")
@@ -218,6 +244,7 @@ class KubeStore:
 
     def update(self, rt: ResourceType, namespace: str, name: str, obj: JsonObject) -> StoredObject:
         """PUT semantics: a given metadata.resourceVersion must be current, else 409."""
+        _check_size(rt, obj)
         with self.changed:
             key = (namespace, name)
             current = self._objects[rt.resource].get(key)

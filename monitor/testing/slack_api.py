@@ -79,6 +79,8 @@ class Faults:
     down_until: float = 0.0
     down_with: str = "reset"  # or an HTTP status such as "503"
     errors: dict[str, list[str]] = field(default_factory=dict)  # method -> ok:false errors
+    #: channel name -> (429s left for chat.postMessage there, Retry-After seconds)
+    channel_limits: dict[str, list[int]] = field(default_factory=dict)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -145,8 +147,17 @@ def _arguments(query: str, raw: bytes, headers: dict[str, str]) -> dict[str, Any
 class FakeSlackApi:
     """The fake server, its channels, its recorded messages and its fault switches."""
 
-    def __init__(self, token: str = "xoxb-test", channels: dict[str, bool] | None = None) -> None:
+    def __init__(
+        self,
+        token: str = "xoxb-test",
+        channels: dict[str, bool] | None = None,
+        pace: tuple[float, int] | None = None,
+    ) -> None:
+        """`pace` (posts per second, burst) makes chat.postMessage answer 429 like Slack
+        when one channel is posted to faster than that."""
         self.token = token
+        self._pace = pace
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, updated)
         self.faults = Faults()
         self.messages: list[Message] = []
         self.updates: list[Message] = []
@@ -217,6 +228,11 @@ class FakeSlackApi:
         with self._lock:
             self.faults.down_until, self.faults.down_with = time.monotonic() + seconds, mode
 
+    def rate_limit_channel(self, channel: str, times: int, retry_after: int = 1) -> None:
+        """The next `times` posts to `channel` (a name) answer 429 with `Retry-After`."""
+        with self._lock:
+            self.faults.channel_limits[channel.removeprefix("#")] = [times, retry_after]
+
     def fail(self, method: str, error: str, times: int = 1) -> None:
         """The next `times` calls of `method` answer `{"ok": false, "error": error}`."""
         with self._lock:
@@ -266,6 +282,33 @@ class FakeSlackApi:
             return 200, {"ok": False, "error": errors.pop(0)}, {}
         return None
 
+    def _channel_fault(
+        self, method: str, arguments: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | str, dict[str, str]] | None:
+        """A 429 for a post to a rate-limited (or, with `pace`, too busy) channel."""
+        if method != "chat.postMessage":
+            return None
+        channel = self._find(str(arguments.get("channel", "")), ids_only=False)
+        if channel is None:
+            return None
+        limited = {"ok": False, "error": "ratelimited"}
+        with self._lock:
+            limit = self.faults.channel_limits.get(channel.name)
+            if limit and limit[0] > 0:
+                limit[0] -= 1
+                return 429, limited, {"Retry-After": str(limit[1])}
+            if self._pace is None:
+                return None
+            rate, burst = self._pace
+            now = time.monotonic()
+            tokens, updated = self._buckets.get(channel.name, (float(burst), now))
+            tokens = min(float(burst), tokens + (now - updated) * rate)
+            if tokens < 1.0:
+                self._buckets[channel.name] = (tokens, now)
+                return 429, limited, {"Retry-After": "1"}
+            self._buckets[channel.name] = (tokens - 1.0, now)
+        return None
+
     def _answer(
         self, method: str, query: str, raw: bytes, headers: dict[str, str]
     ) -> tuple[int, dict[str, Any] | str, dict[str, str]] | None:
@@ -274,10 +317,11 @@ class FakeSlackApi:
         if fault is None:
             try:
                 arguments = _arguments(query, raw, headers)
-                body = self._call(method, arguments, headers)
+                fault = self._channel_fault(method, arguments)
+                if fault is None:
+                    fault = (200, self._call(method, arguments, headers), {})
             except ValueError:
-                body = {"ok": False, "error": "invalid_json"}
-            fault = (200, body, {})
+                fault = (200, {"ok": False, "error": "invalid_json"}, {})
         status, answered, _ = fault
         error = answered.get("error") if isinstance(answered, dict) else None
         with self._lock:

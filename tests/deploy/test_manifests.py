@@ -10,6 +10,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from monitor.config.load import load_config
 from tests.deploy.manifests import DEPLOY, OVERLAYS, RENDERED, documents, find, render, renderer
@@ -71,7 +72,16 @@ def test_deployment_is_restricted_highly_available_and_probed(overlay: str) -> N
     assert container["resources"]["limits"]
     assert spec["topologySpreadConstraints"]
     env = {item["name"]: item for item in container["env"]}
-    assert env["SLACK_BOT_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "sla-monitor-slack"
+    # The bot token is a mounted Secret read through slack.token_file, never an env var.
+    assert "SLACK_BOT_TOKEN" not in env
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    assert volumes["slack-token"]["secret"]["secretName"] == "sla-monitor-slack"
+    mounts = {mount["name"]: mount for mount in container["volumeMounts"]}
+    assert mounts["slack-token"]["readOnly"] is True
+    token_dir = mounts["slack-token"]["mountPath"]
+    config_map = volumes["config"]["configMap"]["name"]  # with its content hash suffix
+    shipped = yaml.safe_load(find(overlay, "ConfigMap", config_map)["data"]["sla.yaml"])
+    assert shipped["slack"]["token_file"] == f"{token_dir}/token"
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     find(overlay, "PodDisruptionBudget")

@@ -54,12 +54,16 @@ def kinds(slack: FakeSlackApi) -> list[str]:
 
 
 def keys(slack: FakeSlackApi, kind: str | None = None) -> list[str]:
-    """Alert keys in arrival order (optionally of one kind)."""
-    return [
-        message.payload.get("key", "")
-        for message in list(slack.messages)
-        if kind is None or message.payload.get("kind") == kind
-    ]
+    """Alert keys delivered, in arrival order (optionally of one kind): a storm digest
+    stands for each alert it lists, at its place in the channel."""
+    found: list[str] = []
+    for message in list(slack.messages):
+        payload = message.payload
+        listed = payload.get("alerts") if payload.get("kind") == "digest" else [payload]
+        for alert in listed or []:
+            if kind is None or alert.get("kind") == kind:
+                found.append(alert.get("key", ""))
+    return found
 
 
 def of_kind(slack: FakeSlackApi, kind: str) -> list[Message]:

@@ -5,11 +5,23 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from monitor.testing.stack import LocalStack, MonitorProcess
 from monitor.testing.wait import timing_bound, wait_until
-from tests.e2e.helpers import duplicates, freshness_batch, keys, metric
+from tests.e2e.helpers import (
+    deadline_batch,
+    duplicates,
+    freshness_batch,
+    keys,
+    metric,
+    now,
+    of_kind,
+    received_at,
+    spawn_configured,
+    until,
+)
 
 JOBS = 6
 
@@ -106,3 +118,35 @@ def test_sigterm_during_an_outage_saves_alerts_for_the_next_start(stack: LocalSt
     wait_until(lambda: pending_keys(stack.workdir / "state-outbox.json") == [], timeout=5)
     assert second.terminate() == 0
     assert duplicates(stack.slack) == {}
+
+
+def test_a_failure_storm_is_digested_and_a_deadline_inside_it_is_posted_at_once(
+    stack: LocalStack,
+) -> None:
+    storm = 150
+    daemon, deadline = spawn_configured(
+        stack,
+        {},
+        lead=12,
+        batches=lambda at: [deadline_batch("report", at), freshness_batch("train", "1h")],
+    )
+    # The storm starts 1 s before the deadline and lasts about 2 s.
+    wait_until(lambda: now() >= deadline - timedelta(seconds=1), timeout=until(deadline))
+    began = time.monotonic()
+    expected = []
+    for index in range(storm):
+        expected += fail_jobs(stack, [f"storm-{index}"])
+        time.sleep(2.0 / storm)
+    wait_until(lambda: len(of_kind(stack.slack, "missed_deadline")) == 1, timeout=until(deadline))
+    [missed] = of_kind(stack.slack, "missed_deadline")
+    assert received_at(missed) - deadline.timestamp() <= timing_bound(2.0)
+
+    wait_until(lambda: set(expected) <= set(keys(stack.slack)), timeout=60)
+    delivered = keys(stack.slack)
+    assert sorted(delivered) == sorted([*expected, missed.payload["key"]])  # each once
+    in_first_minute = [m for m in stack.slack.messages if m.arrived - began <= 60]
+    assert len(in_first_minute) <= 15
+    digests = of_kind(stack.slack, "digest")
+    assert digests
+    assert all(m.payload["batch"] == "" for m in digests)
+    assert daemon.terminate() == 0
