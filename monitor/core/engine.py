@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from monitor.core.codec import canonical_json
 from monitor.core.facts import (
@@ -29,6 +30,7 @@ from monitor.core.facts import (
     ConfigRejected,
     ConfigReplaced,
     Decision,
+    Edit,
     Fact,
     JobGone,
     JobSeen,
@@ -48,7 +50,7 @@ from monitor.core.kinds import (
     is_resolvable,
 )
 from monitor.core.matching import BatchIndex, JobIdentity
-from monitor.core.runs import RunHistory
+from monitor.core.runs import RunHistory, describe_run
 from monitor.core.schedule import (
     NEVER,
     canonical_zone,
@@ -346,11 +348,29 @@ class Engine:
                 continue  # superseded by a later _schedule
             del self._due[name]
             track = self.tracks[name]
-            actions += track.advance(horizon)
+            actions += self._with_latest_run(name, track.advance(horizon))
             self._took(name, track)
             self._encoded.pop(name, None)
             self._schedule(name)
         return actions
+
+    def _with_latest_run(self, name: str, actions: list[Action]) -> list[Action]:
+        """A missed deadline says what the batch's latest run did (SPEC: never started
+        since …, running for N min, failed with REASON, succeeded late)."""
+        if not actions:
+            return actions
+        runs = self.runs.get(name) or RunHistory()
+        track = self.tracks[name]
+        zone = track.rule.cron.tz if isinstance(track, DeadlineTrack) else ZoneInfo("UTC")
+        p90 = runs.duration_quantile(0.9, at_least=5)
+        described: list[Action] = []
+        for action in actions:
+            if isinstance(action, Post | Edit) and action.kind == "missed_deadline":
+                run = describe_run(runs.latest(action.at), action.at, zone, p90)
+                details = {**action.details, "latest_run": run}
+                action = dataclasses.replace(action, details=details)
+            described.append(action)
+        return described
 
     def _schedule(self, name: str) -> None:
         """File a track that changed: under its next due instant, and among the batches

@@ -14,8 +14,10 @@ the latest one recorded, so a relist after a restart never counts a run twice.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
 from monitor.core.facts import JobOutcome, JobSeen
 from monitor.core.schedule import epoch
@@ -97,8 +99,12 @@ class RunHistory:
         """Newest first, at most `SHOWN_RUNS`."""
         return sorted(self._runs.values(), key=_sort_key, reverse=True)
 
-    def latest(self) -> Run | None:
-        return max(self._runs.values(), key=_sort_key, default=None)
+    def latest(self, at: datetime | None = None) -> Run | None:
+        """The newest run (started at or before `at`, when given)."""
+        runs: Iterable[Run] = self._runs.values()
+        if at is not None:
+            runs = [run for run in runs if run.order is None or run.order <= at]
+        return max(runs, key=_sort_key, default=None)
 
     def duration_quantile(self, q: float, at_least: int = 1) -> int | None:
         """The `q` quantile (nearest rank) of the recent successful durations, in seconds;
@@ -129,3 +135,29 @@ class RunHistory:
 def _sort_key(run: Run) -> tuple[float, str]:
     order = run.order
     return (epoch(order) if order is not None else 0.0, run.uid)
+
+
+def describe_run(
+    run: Run | None, at: datetime, zone: ZoneInfo, p90_seconds: int | None = None
+) -> dict[str, Any]:
+    """What a missed deadline says of the batch's latest run, as of `at` (JSON-able):
+    `outcome` is `none` when no run is known, else the run's, with its name and times in the
+    batch's zone; a running run has `running_seconds` (and `hung` when it has run longer
+    than the p90 of recent successes)."""
+    if run is None:
+        return {"outcome": "none"}
+    described: dict[str, Any] = {
+        "name": run.name,
+        "outcome": run.outcome,
+        "started": run.started.astimezone(zone).isoformat() if run.started else None,
+        "finished": run.finished.astimezone(zone).isoformat() if run.finished else None,
+    }
+    if run.reason:
+        described["reason"] = run.reason
+    if run.outcome == "running" and run.started is not None:
+        running = max(0, int((at - run.started).total_seconds()))
+        described["running_seconds"] = running
+        if p90_seconds is not None:
+            described["p90_seconds"] = p90_seconds
+            described["hung"] = running > p90_seconds
+    return described

@@ -204,13 +204,16 @@ def _missed_deadline(
         latest = _when(d.get("latest_deadline"), zone)
         spell = f"\n*{count} deadlines missed* in a row, the latest *{latest}*."
         text += f" {count} deadlines missed in a row, the latest {latest}."
+    run_text = _latest_run(d.get("latest_run"), zone)
+    if run_text:
+        text += f" {run_text.replace('*', '').replace('`', '')}."
     blocks = [
         _header(f"🚨 Missed deadline: {batch}"),
         _section(
             _lead(
                 mention,
                 f"*{batch}* did not complete by its deadline *{deadline}*{grace_text}.\n"
-                f"Last success: *{last_text}*.{spell}",
+                f"Last success: *{last_text}*.{spell}" + (f"\n{run_text}." if run_text else ""),
             )
         ),
         _fields(
@@ -226,6 +229,34 @@ def _missed_deadline(
         ),
     ]
     return text, blocks
+
+
+def _latest_run(run: Any, zone: Any) -> str:
+    """Why it missed, from the latest run: never started, running (maybe hung), failed, or
+    succeeded outside the window. Empty when the alert predates this detail."""
+    if not isinstance(run, Mapping):
+        return ""
+    outcome = run.get("outcome")
+    if outcome == "none":
+        return "No run of this batch has been seen since the monitor started"
+    name = f"`{_name(run.get('name'))}`"
+    if outcome == "running":
+        text = f"Latest run {name} has been running for *{_duration(run.get('running_seconds'))}*"
+        p90 = run.get("p90_seconds")
+        if isinstance(p90, int):
+            text += f" (p90 duration {_duration(p90)})"
+            if run.get("hung"):
+                text += ": probably hung"
+        return text
+    if outcome == "failed":
+        reason = one_line(run.get("reason") or "unknown reason", 200)
+        return f"Latest run {name} failed: *{reason}* (at {_when(run.get('finished'), zone)})"
+    if outcome == "succeeded":
+        return (
+            f"Latest run {name} succeeded at {_when(run.get('finished'), zone)}, "
+            "outside this deadline's window"
+        )
+    return ""
 
 
 def _stale(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:

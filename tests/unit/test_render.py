@@ -80,7 +80,8 @@ def test_missed_deadline_says_which_batch_which_deadline_and_last_success() -> N
     message = render_post(missed(), KUBECTL, MENTION)
     assert message.text == (
         f"{MENTION} Missed deadline: recommend-daily did not complete by "
-        "2026-11-26 09:00 JST (+5 min grace)."
+        "2026-11-26 09:00 JST (+5 min grace). Latest run recommend-daily-29399 failed: "
+        "BackoffLimitExceeded (at 2026-11-26 09:03 JST)."
     )
     assert message.blocks[0]["text"]["text"] == "🚨 Missed deadline: recommend-daily"
     lead = message.blocks[1]["text"]["text"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from monitor.core.engine import Engine
-from monitor.core.facts import JobSeen
+from monitor.core.facts import ConfigReplaced, JobSeen
 from monitor.core.runs import KEPT_DURATIONS, SHOWN_RUNS, RunHistory
+from monitor.notify.render import RenderSettings, render_post
 from tests.unit.engine_helpers import (
     T0,
     advance,
@@ -137,9 +139,7 @@ def test_a_muted_failure_is_suppressed_once_and_never_alerted_later() -> None:
     assert [a.key for a in fresh] == ["job_failed:ml/daily-u2@u2"]
 
 
-def _reload(batch: dict[str, object], at: object) -> object:
-    from monitor.core.facts import ConfigReplaced
-
+def _reload(batch: dict[str, Any], at: datetime) -> ConfigReplaced:
     return ConfigReplaced(make_config(batch), at)
 
 
@@ -164,5 +164,35 @@ def test_a_removed_batch_forgets_its_runs() -> None:
     eng.handle(run("a", 8, 30))
     other = dataclasses.replace(run("x", 8, 30), cronjob="other", name="other-x")
     eng.handle(other)
-    eng.handle(_reload(deadline_batch("other"), T0 + 9 * H))  # type: ignore[arg-type]
+    eng.handle(_reload(deadline_batch("other"), T0 + 9 * H))
     assert set(eng.runs) == {"other"}
+
+
+def test_a_missed_deadline_says_what_the_latest_run_did() -> None:
+    eng = engine()
+    for day in range(5):  # five on-time runs of 20 min: the p90 is known
+        eng.handle(run(f"ok{day}", 8 + 24 * day, 20))
+    advance(eng, T0 + 4 * DAY + 10 * H)
+    eng.handle(run("stuck", 5 * 24 + 8, None))  # started at 08:00, still running
+    missed = [a for a in advance(eng, T0 + 5 * DAY + 10 * H) if a.kind == "missed_deadline"]
+    [alert] = missed
+    latest = alert.details["latest_run"]
+    assert latest["name"] == "daily-stuck"
+    assert latest["outcome"] == "running"
+    assert latest["running_seconds"] == 70 * 60  # 08:00 to 09:10 (deadline + grace)
+    assert latest["p90_seconds"] == 20 * 60
+    assert latest["hung"] is True
+    text = render_post(alert, RenderSettings()).text  # type: ignore[arg-type]
+    assert "Latest run daily-stuck has been running for 1 h 10 min" in text
+    assert "(p90 duration 20 min): probably hung" in text
+
+
+def test_a_missed_deadline_with_no_run_or_a_failed_one_says_so() -> None:
+    eng = engine()
+    [first] = [a for a in advance(eng, T0 + 10 * H) if a.kind == "missed_deadline"]
+    assert first.details["latest_run"] == {"outcome": "none"}
+    eng2 = engine()
+    eng2.handle(dataclasses.replace(run("f", 8, 5, "failed"), reason="DeadlineExceeded"))
+    [alert] = [a for a in advance(eng2, T0 + 10 * H) if a.kind == "missed_deadline"]
+    assert alert.details["latest_run"]["outcome"] == "failed"
+    assert alert.details["latest_run"]["reason"] == "DeadlineExceeded"
