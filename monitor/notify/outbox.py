@@ -201,13 +201,36 @@ class Outbox:
     #: thread key -> (route, channel ID, ts) of the thread's first message.
     threads: OrderedDict[str, tuple[str, str, str]] = field(default_factory=OrderedDict)
     _held_count: dict[str, int] = field(default_factory=dict, repr=False)
+    #: Indexes kept beside the lists, so a storm of thousands stays O(1) per alert:
+    #: pending entries by key, dead letters' keys, and how many pending posts each
+    #: (thread, route) has.
+    _by_key: dict[str, Entry] = field(default_factory=dict, repr=False)
+    _dead_keys: set[str] = field(default_factory=set, repr=False)
+    _pending_threads: dict[tuple[str, str], int] = field(default_factory=dict, repr=False)
 
     def knows(self, key: str) -> bool:
-        return (
-            key in self.sent
-            or any(entry.key == key for entry in self.pending)
-            or any(entry.key == key for entry in self.dead)
-        )
+        return key in self.sent or key in self._by_key or key in self._dead_keys
+
+    def _queued(self, entry: Entry) -> None:
+        self.pending.append(entry)
+        self._by_key[entry.key] = entry
+        thread = _thread(entry)
+        if thread is not None:
+            self._pending_threads[thread] = self._pending_threads.get(thread, 0) + 1
+
+    def _unindexed(self, entry: Entry) -> None:
+        self._by_key.pop(entry.key, None)
+        thread = _thread(entry)
+        if thread is not None:
+            left = self._pending_threads.get(thread, 1) - 1
+            if left > 0:
+                self._pending_threads[thread] = left
+            else:
+                self._pending_threads.pop(thread, None)
+
+    def _dequeued(self, entry: Entry) -> None:
+        self.pending.remove(entry)
+        self._unindexed(entry)
 
     def add(
         self, action: Action, address: Address | None, default_route: str, now: float
@@ -220,7 +243,7 @@ class Outbox:
         mention = address.mention if address is not None else None
         entry = Entry(self.next_seq, action, route, now, mention)
         self.next_seq += 1
-        self.pending.append(entry)
+        self._queued(entry)
         return entry
 
     def route_of(self, action: Action, address: Address | None, default_route: str) -> str:
@@ -232,7 +255,7 @@ class Outbox:
         record = self.sent.get(parent)
         if record is not None:
             return record.route
-        alert = next((e for e in self.pending if e.key == parent), None)
+        alert = self._by_key.get(parent)
         return alert.route if alert is not None else default_route
 
     def edited(self, key: str, details: dict[str, Any]) -> None:
@@ -283,10 +306,7 @@ class Outbox:
         known = self.threads.get(post.thread)
         if known is not None:
             return known[0] == route
-        return any(
-            isinstance(e.action, Post) and e.action.thread == post.thread and e.route == route
-            for e in self.pending
-        )
+        return (post.thread, route) in self._pending_threads
 
     def threaded(self, thread: str, route: str, channel_id: str, ts: str) -> None:
         self.threads[thread] = (route, channel_id, ts)
@@ -302,7 +322,20 @@ class Outbox:
         return known[1], known[2]
 
     def delivered(self, entry: Entry, channel_id: str, ts: str, now: float) -> None:
-        self.pending.remove(entry)
+        self._dequeued(entry)
+        self._record(entry, channel_id, ts, now)
+
+    def delivered_together(
+        self, entries: list[Entry], channel_id: str, ts: str, now: float
+    ) -> None:
+        """Entries delivered as one message (a digest), removed in one pass."""
+        gone = {id(entry) for entry in entries}
+        self.pending = [entry for entry in self.pending if id(entry) not in gone]
+        for entry in entries:
+            self._unindexed(entry)
+            self._record(entry, channel_id, ts, now)
+
+    def _record(self, entry: Entry, channel_id: str, ts: str, now: float) -> None:
         alert = entry.action
         keep = alert if isinstance(alert, Post) and is_resolvable(alert.kind) else None
         self.sent[entry.key] = SentRecord(entry.key, entry.route, channel_id, ts, now, keep)
@@ -310,9 +343,10 @@ class Outbox:
             self.sent.popitem(last=False)
 
     def bury(self, entry: Entry, error: str) -> None:
-        self.pending.remove(entry)
+        self._dequeued(entry)
         entry.error = error
         self.dead.append(entry)
+        self._dead_keys.add(entry.key)
 
     def oldest_queued_at(self) -> float | None:
         return min((entry.queued_at for entry in self.pending), default=None)
@@ -358,11 +392,22 @@ class Outbox:
             outbox.threads[key] = (route, channel_id, ts)
         highest = max((entry.seq for entry in outbox.pending + outbox.dead), default=0)
         outbox.next_seq = max(int(data.get("next_seq") or 1), highest + 1)
-        outbox.pending.sort(key=lambda entry: entry.seq)
+        entries = sorted(outbox.pending, key=lambda entry: entry.seq)
+        outbox.pending = []
+        for entry in entries:
+            outbox._queued(entry)
+        outbox._dead_keys = {entry.key for entry in outbox.dead}
         for entry in outbox.pending:
             if entry.held_at is not None:
                 outbox._held_count[entry.route] = outbox._held_count.get(entry.route, 0) + 1
         return outbox
+
+
+def _thread(entry: Entry) -> tuple[str, str] | None:
+    action = entry.action
+    if isinstance(action, Post) and action.thread is not None:
+        return (action.thread, entry.route)
+    return None
 
 
 def _diagnostic(action: Action) -> bool:

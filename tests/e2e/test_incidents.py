@@ -57,6 +57,8 @@ def test_one_miss_followed_by_on_time_runs_raises_exactly_one_alert(stack: Local
     for run in range(1, 4):
         stack.kube.jobs.create_job("ml", f"every6-{run}", cronjob="every6")
         stack.kube.jobs.complete_job("ml", f"every6-{run}")
+        # The status may still show the deadline just judged (it refreshes by itself).
+        wait_until(lambda j=judged: decided_after(daemon, "every6", j), timeout=until(judged))
         upcoming = next_deadline(daemon, "every6")
         wait_until(lambda u=upcoming: decided_after(daemon, "every6", u), timeout=until(upcoming))
         judged = upcoming
