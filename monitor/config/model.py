@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.core.regex import Pattern, RegexError, compile_pattern
 from monitor.core.schedule import (
     DURATION_PATTERN,
     DeadlineRule,
@@ -62,10 +63,11 @@ def _duration(value: Any) -> timedelta:
 
 
 def _check_regex(value: str) -> str:
+    """Compiled by RE2 at load, so a pattern it refuses is a config error at its place."""
     try:
-        re.compile(value)
-    except re.error as error:
-        raise ValueError(f"invalid regex '{value}': {error}") from error
+        compile_pattern(value)
+    except RegexError as error:
+        raise ValueError(f"invalid regex '{value}': {error}") from None
     return value
 
 
@@ -286,8 +288,8 @@ class Match(_Strict):
         return self
 
     @cached_property
-    def job_name_pattern(self) -> re.Pattern[str] | None:
-        return re.compile(self.job_name) if self.job_name is not None else None
+    def job_name_pattern(self) -> Pattern | None:
+        return compile_pattern(self.job_name) if self.job_name is not None else None
 
 
 class Route(_Strict):

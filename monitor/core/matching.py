@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from monitor.core.regex import Pattern
 from monitor.core.spec import BatchSpec
 
 # The stdlib's regex parser: the reliable way to know what an anchored pattern must start with.
@@ -70,18 +71,21 @@ def batch_matches(batch: BatchSpec, job: JobIdentity) -> bool:
     )
 
 
-def literal_prefix(pattern: re.Pattern[str]) -> str:
+def literal_prefix(pattern: Pattern) -> str:
     """The text every string `pattern.search` accepts must start with ("" if none is known).
 
     Only a pattern anchored at the start (`^` without MULTILINE, or `\\A`) and matched
-    case-sensitively has one: the literal characters right after the anchor.
+    case-sensitively has one: the literal characters right after the anchor. The pattern
+    runs on RE2; its text is only analysed here, with Python's own parser, and anything
+    that parser reads differently or not at all simply gets no prefix.
     """
-    if pattern.flags & (re.IGNORECASE | re.MULTILINE):
-        return ""
     try:
-        parsed = list(_sre_parser.parse(pattern.pattern, pattern.flags))
+        parsed = _sre_parser.parse(pattern.pattern, 0)
     except Exception:  # the parser is internal: if it changes, index without prefixes
         return ""
+    if parsed.state.flags & (re.IGNORECASE | re.MULTILINE):
+        return ""
+    parsed = list(parsed)
     anchors = (_sre.AT_BEGINNING, _sre.AT_BEGINNING_STRING)
     if not parsed or parsed[0][0] is not _sre.AT or parsed[0][1] not in anchors:
         return ""
@@ -116,7 +120,7 @@ _Entry = tuple[
     BatchSpec,
     str | None,
     str | None,
-    Callable[[str], re.Match[str] | None] | None,
+    Callable[[str], object | None] | None,
     tuple[tuple[str, str], ...],
 ]
 

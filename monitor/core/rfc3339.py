@@ -16,14 +16,18 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 def parse_rfc3339(text: str) -> datetime:
     """Parse an RFC 3339 timestamp (any fraction length) to an aware UTC datetime.
 
-    Raises ValueError for anything else, including a timestamp with no offset.
+    Raises ValueError for anything else, including a timestamp with no offset and one
+    that is out of range once in UTC (a forged line must be skipped, never crash a poll).
     """
     if not isinstance(text, str):
         raise ValueError(f"not a timestamp: {text!r}")
     value = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
     if value.tzinfo is None:
         raise ValueError(f"timestamp without offset: {text!r}")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00: past datetime's range in UTC
+        raise ValueError(f"timestamp out of range: {text!r}") from None
 
 
 def format_rfc3339(value: datetime) -> str:

@@ -7,12 +7,12 @@ a config or a batch is spelled out here — a reader of the core sees its whole 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from monitor.core.regex import Pattern
 from monitor.core.schedule import DeadlineRule
 
 
@@ -26,7 +26,7 @@ class MatchSpec(Protocol):
     @property
     def labels(self) -> Mapping[str, str] | None: ...
     @property
-    def job_name_pattern(self) -> re.Pattern[str] | None: ...
+    def job_name_pattern(self) -> Pattern | None: ...
 
 
 class RouteSpec(Protocol):

@@ -39,9 +39,14 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 
 
 def timestamped_lines(raw: bytes) -> Iterator[LogLine]:
-    """Lines of a `timestamps=true` log; a line without a stamp keeps the previous time."""
+    """Lines of a `timestamps=true` log; a line without a stamp keeps the previous time.
+
+    Lines are split on `\n` only, as the kubelet does: `str.splitlines` also splits on
+    `\x1c`, `\u2028` and others, which would let a container forge a timestamped line.
+    """
     last_time: datetime | None = None
-    for text in raw.decode("utf-8", "replace").splitlines():
+    for text in raw.decode("utf-8", "replace").removesuffix("\n").split("\n"):
+        text = text.removesuffix("\r")
         stamp, _, rest = text.partition(" ")
         try:
             last_time = parse_rfc3339(stamp)

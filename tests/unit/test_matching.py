@@ -36,7 +36,8 @@ PATTERNS = [
     "(?m)^ab",
     "(?m)^a",
     "(?im)^ab",
-    "(?x) ^ a b",
+    r"^\Qa.b\E",  # RE2's literal quoting: Python's parser cannot read it, so no prefix
+    "(?s)^a.b",
     "^(?i:a)b",
 ]
 
@@ -129,3 +130,29 @@ def test_a_batch_listed_twice_is_found_twice_in_order() -> None:
 )
 def test_literal_prefix_is_what_every_match_starts_with(pattern: str, prefix: str) -> None:
     assert literal_prefix(re.compile(pattern)) == prefix
+
+
+def test_a_catastrophic_pattern_cannot_freeze_matching() -> None:
+    """With Python's backtracking `re`, this pattern against this name would run for longer
+    than the universe has left (2^48 ways to split the name); RE2 answers at once."""
+    from monitor.config.model import Config
+    from monitor.core.matching import BatchIndex, JobIdentity
+
+    config = Config.model_validate(
+        {
+            "slack": {"channel": "#a"},
+            "batches": [
+                {
+                    "name": "daily",
+                    "match": {"job_name": "^([a-z0-9]+-?)+-daily$"},
+                    "deadline": "0 9 * * *",
+                }
+            ],
+        }
+    )
+    index = BatchIndex(config.batches)
+    hostile = JobIdentity("ml", "a" * 48 + "!", None, {})
+    assert index.batches_for(hostile) == []
+    assert [b.name for b in index.batches_for(JobIdentity("ml", "ab-cd-daily", None, {}))] == [
+        "daily"
+    ]

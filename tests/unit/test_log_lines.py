@@ -1,0 +1,35 @@
+"""Log lines and their timestamps, as the kubelet and Cloud Logging write them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from monitor.core.rfc3339 import parse_rfc3339
+from monitor.sources.pod_logs import timestamped_lines
+
+STAMP = "2026-11-27T09:00:00.123456789Z"
+
+
+def test_lines_split_only_on_newlines_so_a_container_cannot_forge_a_stamp() -> None:
+    forged = "2030-01-01T00:00:00Z Traceback (most recent call last):"
+    raw = f"{STAMP} ok\x1c{forged}\n{STAMP} next\u2028{forged}\r\n".encode()
+    lines = list(timestamped_lines(raw))
+    assert [line.text for line in lines] == [f"ok\x1c{forged}", f"next\u2028{forged}"]
+    assert {line.time for line in lines} == {datetime(2026, 11, 27, 9, 0, 0, 123456, UTC)}
+
+
+@pytest.mark.parametrize(
+    "stamp", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00", "2026-11-27T09:00:00"]
+)
+def test_an_out_of_range_or_naive_stamp_is_a_value_error_not_a_crash(stamp: str) -> None:
+    with pytest.raises(ValueError, match="timestamp"):
+        parse_rfc3339(stamp)
+
+
+def test_a_line_with_an_unusable_stamp_keeps_the_previous_time() -> None:
+    raw = f"{STAMP} first\n9999-12-31T23:59:59-14:00 second\n".encode()
+    lines = list(timestamped_lines(raw))
+    assert [line.text for line in lines] == ["first", "9999-12-31T23:59:59-14:00 second"]
+    assert lines[1].time == lines[0].time
