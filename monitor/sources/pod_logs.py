@@ -56,6 +56,23 @@ def timestamped_lines(raw: bytes) -> Iterator[LogLine]:
             yield LogLine(last_time, rest)
 
 
+def controlling_job(metadata: Mapping[str, Any]) -> str | None:
+    """The Job a pod belongs to: its controller owner of kind Job, when the job-name label
+    agrees. A label alone proves nothing — anyone may label a bare pod with another batch's
+    Job name — so a pod without that owner belongs to no Job (its tracebacks are unmatched).
+    """
+    labels = metadata.get("labels") or {}
+    named = labels.get(JOB_NAME_LABEL) or labels.get(LEGACY_JOB_NAME_LABEL)
+    for owner in metadata.get("ownerReferences") or []:
+        if not isinstance(owner, Mapping) or not owner.get("controller"):
+            continue
+        if owner.get("kind") == "Job" and str(owner.get("apiVersion", "")).startswith("batch/"):
+            job = owner.get("name")
+            if isinstance(job, str) and job and (named is None or named == job):
+                return job
+    return None
+
+
 class PodLogSource:
     """Polls finished Job pods and scans each container's log once for tracebacks."""
 
@@ -156,7 +173,7 @@ class PodLogSource:
         metadata = pod["metadata"]
         namespace, name = metadata.get("namespace"), metadata.get("name")
         labels = metadata.get("labels") or {}
-        job = labels.get(JOB_NAME_LABEL) or labels.get(LEGACY_JOB_NAME_LABEL)
+        job = controlling_job(metadata)
         containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
         for container in containers:
             if not isinstance(container, str):
