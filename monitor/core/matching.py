@@ -159,9 +159,30 @@ class BatchIndex:
             else:
                 self._by_label[(value[0], value[1])].append(entry)
         self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
+        # When no batch looks at a Job's name or labels, a Job's batches depend only on its
+        # namespace and CronJob: remembered per pair (a relist asks for 100,000 Jobs).
+        keyed_entries = [*self._by_cronjob.values(), *self._by_namespace.values()]
+        self._by_owner: dict[tuple[str, str | None], list[BatchSpec]] | None = (
+            {}
+            if not (self._by_prefix or self._by_label or self._scan)
+            and all(e[4] is None and not e[5] for entries in keyed_entries for e in entries)
+            else None
+        )
 
     def batches_for(self, job: Identity) -> list[BatchSpec]:
-        """Every batch the Job matches, in config order."""
+        """Every batch the Job matches, in config order (the list must not be changed)."""
+        memo = self._by_owner
+        if memo is None:
+            return self._match(job)
+        owner = (job.namespace, job.cronjob)
+        found = memo.get(owner)
+        if found is None:
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            found = memo[owner] = self._match(job)
+        return found
+
+    def _match(self, job: Identity) -> list[BatchSpec]:
         candidates: list[_Entry] = []
         if job.cronjob is not None and self._by_cronjob:
             candidates += self._by_cronjob.get(job.cronjob, ())
@@ -193,6 +214,10 @@ class BatchIndex:
         if len(found) > 1:
             found.sort(key=_position)
         return [batch for _, batch in found]
+
+
+#: Distinct (namespace, CronJob) pairs remembered before the memo starts over.
+_MEMO_LIMIT = 200_000
 
 
 def _position(found: tuple[int, BatchSpec]) -> int:

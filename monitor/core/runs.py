@@ -14,7 +14,6 @@ the latest one recorded, so a relist after a restart never counts a run twice.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -64,23 +63,27 @@ class Run(NamedTuple):
 class RunHistory:
     """The recent runs of one batch and the durations of its recent successes."""
 
-    __slots__ = ("_runs", "durations", "durations_through")
+    __slots__ = ("_jobs", "durations", "durations_through")
 
     def __init__(self, durations: list[int] | None = None, through: int = 0) -> None:
-        self._runs: dict[str, Run] = {}
+        # The latest state of each recent Job, as seen: turned into `Run`s only when asked
+        # (a relist after a restart delivers every listed Job, and most are never shown).
+        self._jobs: dict[str, JobSeen] = {}
         self.durations: list[int] = durations or []
         self.durations_through = through  # epoch second of the latest success counted
+
+    @property
+    def _runs(self) -> dict[str, Run]:
+        runs = (Run.of(job) for job in self._jobs.values())
+        return {run.uid: run for run in runs}
 
     def seen(self, job: JobSeen) -> bool:
         """Record the latest state of one of the batch's Jobs; True if what is saved (the
         durations) changed."""
-        known = self._runs.get(job.uid)
-        if known is None or known.outcome != job.outcome or known.outcome == "running":
-            run = Run.of(job)
-            self._runs[run.uid] = run
-            if len(self._runs) > SHOWN_RUNS:
-                oldest = min(self._runs.values(), key=_sort_key)
-                del self._runs[oldest.uid]
+        self._jobs[job.uid] = job
+        if len(self._jobs) > 2 * SHOWN_RUNS:  # trimmed now and then: amortised O(1)
+            newest = sorted(self._jobs.values(), key=_job_order, reverse=True)[:SHOWN_RUNS]
+            self._jobs = {kept.uid: kept for kept in newest}
         end_time = job.completion_time
         if job.outcome != "succeeded" or end_time is None:
             return False
@@ -97,14 +100,18 @@ class RunHistory:
 
     def recent(self) -> list[Run]:
         """Newest first, at most `SHOWN_RUNS`."""
-        return sorted(self._runs.values(), key=_sort_key, reverse=True)
+        return sorted(self._runs.values(), key=_sort_key, reverse=True)[:SHOWN_RUNS]
 
     def latest(self, at: datetime | None = None) -> Run | None:
         """The newest run (started at or before `at`, when given)."""
-        runs: Iterable[Run] = self._runs.values()
-        if at is not None:
-            runs = [run for run in runs if run.order is None or run.order <= at]
-        return max(runs, key=_sort_key, default=None)
+        limit = at.timestamp() if at is not None else float("inf")
+        newest: JobSeen | None = None
+        best = (float("-inf"), "")
+        for job in self._jobs.values():
+            order = _job_order(job)
+            if order[0] <= limit and order > best:
+                newest, best = job, order
+        return Run.of(newest) if newest is not None else None
 
     def duration_quantile(self, q: float, at_least: int = 1) -> int | None:
         """The `q` quantile (nearest rank) of the recent successful durations, in seconds;
@@ -130,6 +137,12 @@ class RunHistory:
         durations = [int(d) for d in data.get("r") or () if int(d) >= 0][-KEPT_DURATIONS:]
         through = data.get("u", last_success)
         return cls(durations, int(through or 0)) if durations else cls()
+
+
+def _job_order(job: JobSeen) -> tuple[float, str]:
+    """A Job's place among runs: by start (else creation, else completion), like `Run`."""
+    started = job.start_time or job.created_at or job.completion_time or job.failed_at
+    return (started.timestamp() if started is not None else 0.0, job.uid)
 
 
 def _sort_key(run: Run) -> tuple[float, str]:
