@@ -52,14 +52,26 @@ _CRON_FIELDS = (
 _BATCH_NAME = r"^[^\s@:]+$"
 
 
+#: The longest duration a config may give: anything longer is a typo, and date arithmetic
+#: with it (a deadline plus `99999999d`) would overflow inside the daemon.
+MAX_DURATION = timedelta(days=3650)
+
+
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
+        parsed = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
         if value == 0:
             return timedelta(0)
         raise ValueError(f"duration {value} has no unit: write e.g. '{value}s' or '{value}m'")
-    return parse_duration(value)
+    else:
+        try:
+            parsed = parse_duration(value)
+        except OverflowError:
+            raise ValueError(f"duration {value!r} is too long: at most 3650d") from None
+    if abs(parsed) > MAX_DURATION:
+        raise ValueError(f"duration {value!r} is too long: at most 3650d (10 years)")
+    return parsed
 
 
 def _check_regex(value: str) -> str:
