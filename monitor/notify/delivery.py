@@ -171,7 +171,11 @@ class DeliverySteps:
         assert first is not None
         key = digest_key(route, first)
         posts = [entry.action for entry in held if isinstance(entry.action, Post)]
-        message = render_digest(key, route, posts)
+        try:
+            message = render_digest(key, route, posts)
+        except Exception:  # never a poison: the digest still goes out, as plain text
+            logger.exception("rendering digest %s failed; posting it as plain text", key)
+            message = render_fallback("digest", "", key)
         delivery = Delivery(route, message, "digest", "", key)
         try:
             channel_id, ts = self._post(delivery, route)

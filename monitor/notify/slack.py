@@ -256,19 +256,39 @@ class Notifier(DeliverySteps):
         return pace
 
     def _work(self, route: str) -> None:
+        """A channel's worker: nothing may end it but `stop` or an idle channel, so a bug in
+        one step is logged and retried instead of silently leaving the channel unserved."""
+        try:
+            self._serve(route)
+        finally:
+            with self._lock:
+                if self._workers.get(route) is threading.current_thread():
+                    del self._workers[route]
+                self._start_workers()  # anything queued meanwhile gets a new worker
+
+    def _serve(self, route: str) -> None:
+        while True:
+            try:
+                if self._serve_once(route):
+                    return
+            except Exception:
+                logger.exception("Slack worker for %s: unexpected error; retrying", route)
+                with self._lock:
+                    self._lock.wait(1.0)
+
+    def _serve_once(self, route: str) -> bool:
+        """Deliver what is due in `route`; True when the worker should end."""
         idle_since: float | None = None
         while True:
             with self._lock:
                 if self._stopping:
-                    self._workers.pop(route, None)
-                    return
+                    return True
                 job, wait = self._next_job(route)
                 if job is None:
                     if not any(e.route == route for e in self._outbox.pending):
                         idle_since = idle_since or time.monotonic()
                         if time.monotonic() - idle_since >= _IDLE_SECONDS:
-                            self._workers.pop(route, None)
-                            return
+                            return True
                     else:
                         idle_since = None
                     self._lock.wait(min(wait, _IDLE_SECONDS))
