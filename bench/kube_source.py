@@ -60,7 +60,7 @@ def _client(url: str) -> Any:
 # -- measured clients (child processes) -------------------------------------------------
 def raw_sync(url: str, gc_mode: str, prefetch: bool, conn: Connection) -> None:
     """The real source: time to a full initial sync; optionally then a watch backlog."""
-    from monitor.sources.kube import KubeJobSource
+    from monitor.sources.kube.source import KubeJobSource
 
     api = _client(url)
     if gc_mode == "freeze":

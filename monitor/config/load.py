@@ -60,7 +60,7 @@ def load_config(path: str | Path) -> Config:
         except ValidationError as error:
             problems += _explain(error.errors(include_url=False), merged)
     if config is not None and not problems:
-        problems += _unrouted(config, merged)
+        problems += _unrouted(config, merged) + _workflows_without_argo(config, merged)
     if problems:
         raise ConfigError(problems)
     assert config is not None
@@ -217,6 +217,21 @@ def _unrouted(config: Config, merged: _Merged) -> list[Problem]:
         at = _position_of(merged, ("unmatched",), pick="key")
         problems.append(Problem(at, f"'unmatched' alerts have no Slack channel: {fix}"))
     return problems
+
+
+def _workflows_without_argo(config: Config, merged: _Merged) -> list[Problem]:
+    """A `match.workflow` batch would never see a run unless Workflows are watched."""
+    if config.argo.enabled:
+        return []
+    return [
+        Problem(
+            _position_of(merged, (_MERGED_LIST, index, "match", "workflow"), pick="key"),
+            f"batch {batch.name!r} matches a workflow, but Argo Workflows are not watched: "
+            "set 'argo: {enabled: true}'",
+        )
+        for index, batch in enumerate(config.batches)
+        if batch.match.workflow is not None
+    ]
 
 
 def _position_of(merged: _Merged, path: DataPath, pick: str) -> Position:

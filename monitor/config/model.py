@@ -225,6 +225,14 @@ class KubernetesSettings(_Strict):
     )
 
 
+class ArgoSettings(_Strict):
+    """Argo Workflows as runs of batches (argoproj.io/v1alpha1)."""
+
+    enabled: bool = Field(
+        False, description="Also list and watch Argo Workflows; batches use match.workflow."
+    )
+
+
 class CloudLoggingSettings(_Strict):
     """The Cloud Logging source of tracebacks; absent: no such source."""
 
@@ -284,19 +292,33 @@ class HealthSettings(_Strict):
 
 
 class Match(_Strict):
-    """All given fields must hold for a Job to belong to the batch."""
+    """All given fields must hold for a run to belong to the batch.
+
+    A batch's runs are Jobs, or Argo Workflows when `workflow` is given (then `job_name`
+    and `labels` apply to the Workflow's name and labels).
+    """
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
-    namespace: str | None = Field(None, description="Namespace of the Job.")
+    namespace: str | None = Field(None, description="Namespace of the run.")
     cronjob: str | None = Field(None, description="Name of the owner CronJob.")
-    job_name: Regex | None = Field(None, description="Regex searched in the Job name.")
-    labels: dict[str, str] | None = Field(None, description="Labels the Job must carry.")
+    job_name: Regex | None = Field(None, description="Regex searched in the run's name.")
+    labels: dict[str, str] | None = Field(None, description="Labels the run must carry.")
+    workflow: str | None = Field(
+        None,
+        description="Argo: a Workflow of this CronWorkflow or WorkflowTemplate (argo.enabled).",
+    )
 
     @model_validator(mode="after")
     def _not_empty(self) -> Self:
-        if not (self.namespace or self.cronjob or self.job_name or self.labels):
-            raise ValueError("match must give at least one of namespace, cronjob, job_name, labels")
+        if not (self.namespace or self.cronjob or self.job_name or self.labels or self.workflow):
+            raise ValueError(
+                "match must give at least one of namespace, cronjob, job_name, labels, workflow"
+            )
+        if self.cronjob and self.workflow:
+            raise ValueError(
+                "match gives both cronjob and workflow: a run is a Job or a Workflow, never both"
+            )
         return self
 
     @cached_property
@@ -386,6 +408,7 @@ class Config(_Strict):
     timezone: TimezoneName = Field("UTC", description="Default timezone of every batch.")
     slack: SlackDefaults = SlackDefaults()
     kubernetes: KubernetesSettings = KubernetesSettings()
+    argo: ArgoSettings = ArgoSettings()
     cloud_logging: CloudLoggingSettings | None = None
     state: StateSettings = StateSettings()
     health: HealthSettings = HealthSettings()

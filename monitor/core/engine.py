@@ -267,6 +267,8 @@ class Engine:
             "message": job.message,
             "failed_at": iso(failed_at),
         }
+        if job.kind != "Job":
+            details["run_kind"] = job.kind
         post = Post(
             kind="job_failed",
             batch=batch.name if batch else "",

@@ -18,6 +18,8 @@ from monitor.core.kinds import AlertKind, Reason, Route
 __all__ = ["AlertKind", "Reason", "Route"]  # re-exported: the vocabulary of facts and actions
 
 JobOutcome = Literal["running", "succeeded", "failed"]
+#: What a run is: a batch/v1 Job or an Argo Workflow (argoproj.io/v1alpha1).
+RunKind = Literal["Job", "Workflow"]
 
 #: Source names used in watermarks, health facts and `monitor_degraded` keys.
 KUBERNETES = "kubernetes"
@@ -27,12 +29,16 @@ SLACK = "slack"
 
 @dataclass(frozen=True, slots=True)
 class JobSeen:
-    """The latest known state of one Job (also the last state of a DELETED event).
+    """The latest known state of one run (also the last state of a DELETED event).
 
+    A run is a Job (`kind` "Job") or an Argo Workflow (`kind` "Workflow"). For a Job,
     `outcome` is decided from conditions at the edge: `succeeded` from `Complete` or
-    `SuccessCriteriaMet`, `failed` from `Failed` or `FailureTarget` (with `reason`).
-    `completion_time` is the Job's `status.completionTime` (success only); `created_at` its
-    `metadata.creationTimestamp`.
+    `SuccessCriteriaMet`, `failed` from `Failed` or `FailureTarget` (with `reason`);
+    `completion_time` is its `status.completionTime` (success only). For a Workflow, the
+    phase decides (`Succeeded`; `Failed`/`Error`, the phase as `reason`) and the time is
+    `status.finishedAt`; `workflows` names its families (the CronWorkflow and the
+    WorkflowTemplate it comes from), which `match.workflow` looks at.
+    `created_at` is `metadata.creationTimestamp`.
     """
 
     uid: str
@@ -47,6 +53,8 @@ class JobSeen:
     message: str | None = None
     failed_at: datetime | None = None
     created_at: datetime | None = None
+    kind: RunKind = "Job"
+    workflows: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

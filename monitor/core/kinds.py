@@ -12,7 +12,7 @@ missing key. The engine builds them with their declared keys, which mypy checks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 AlertKind = Literal[
     "missed_deadline", "stale", "job_failed", "traceback", "recovered", "monitor_degraded"
@@ -49,12 +49,13 @@ class StaleDetails(TypedDict, total=False):
 
 class JobFailedDetails(TypedDict):
     namespace: str
-    job: str
+    job: str  # the run's name (a Job's or a Workflow's)
     uid: str
     cronjob: str | None
     reason: str | None
     message: str | None
     failed_at: str | None
+    run_kind: NotRequired[str]  # "Workflow" for a Workflow; absent (older entries): a Job
 
 
 class TracebackDetails(TypedDict):

@@ -1,9 +1,10 @@
-"""Which batches a Job (or a pod's traceback) belongs to, without a nested loop.
+"""Which batches a run (or a pod's traceback) belongs to, without a nested loop.
 
-Every batch is filed once, under one value that any Job it matches must have:
+A batch whose match names a `workflow` has Argo Workflows as runs; any other batch has
+Jobs. Every batch is filed once, under one value that any run it matches must have:
 
-- its owner CronJob, its namespace, or one (key, value) of its labels, looked up by the
-  Job's own values;
+- its Workflow family, its owner CronJob, its namespace, or one (key, value) of its
+  labels, looked up by the run's own values;
 - the literal prefix of an anchored `job_name` regex (`^recommend-daily-` files under
   `recommend-daily-`), looked up by cutting the Job's name at each prefix length in use.
 
@@ -22,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from monitor.core.facts import RunKind
 from monitor.core.regex import Pattern
 from monitor.core.spec import BatchSpec
 
@@ -32,15 +34,18 @@ _sre: Any = importlib.import_module("re._constants")
 
 @dataclass(frozen=True)
 class JobIdentity:
-    """What matching may look at: the same for a Job and for a pod of that Job.
+    """What matching may look at: the same for a run and for a pod of that run.
 
-    Anything with these four attributes (a `JobSeen` itself, see `Identity`) matches alike.
+    Anything with these attributes (a `JobSeen` itself, see `Identity`) matches alike.
+    `workflows` are a Workflow's families (its CronWorkflow, its WorkflowTemplate).
     """
 
     namespace: str
     name: str
     cronjob: str | None
     labels: Mapping[str, str] = field(default_factory=dict)
+    kind: RunKind = "Job"
+    workflows: tuple[str, ...] = ()
 
 
 class Identity(Protocol):
@@ -54,11 +59,20 @@ class Identity(Protocol):
     def cronjob(self) -> str | None: ...
     @property
     def labels(self) -> Mapping[str, str]: ...
+    @property
+    def kind(self) -> RunKind: ...
+    @property
+    def workflows(self) -> tuple[str, ...]: ...
 
 
-def batch_matches(batch: BatchSpec, job: JobIdentity) -> bool:
-    """True when every field of the batch's `match` holds for the Job."""
+def batch_matches(batch: BatchSpec, job: Identity) -> bool:
+    """True when every field of the batch's `match` holds for the run."""
     match = batch.match
+    if match.workflow is None:
+        if job.kind != "Job":
+            return False
+    elif job.kind != "Workflow" or match.workflow not in job.workflows:
+        return False
     if match.namespace is not None and match.namespace != job.namespace:
         return False
     if match.cronjob is not None and match.cronjob != job.cronjob:
@@ -101,6 +115,8 @@ def _keys(batch: BatchSpec) -> list[tuple[str, ...]]:
     """Every value the index could file `batch` under, most specific kind first."""
     match = batch.match
     keys: list[tuple[str, ...]] = []
+    if match.workflow is not None:
+        keys.append(("workflow", match.workflow))
     if match.cronjob is not None:
         keys.append(("cronjob", match.cronjob))
     pattern = match.job_name_pattern
@@ -113,8 +129,8 @@ def _keys(batch: BatchSpec) -> list[tuple[str, ...]]:
     return keys
 
 
-# (config position, batch, namespace, cronjob, name search, label pairs): `batch.match`
-# unpacked once, so checking a candidate touches no model attribute.
+# (config position, batch, namespace, cronjob, name search, label pairs, workflow):
+# `batch.match` unpacked once, so checking a candidate touches no model attribute.
 _Entry = tuple[
     int,
     BatchSpec,
@@ -122,6 +138,7 @@ _Entry = tuple[
     str | None,
     Callable[[str], object | None] | None,
     tuple[tuple[str, str], ...],
+    str | None,
 ]
 
 
@@ -130,7 +147,7 @@ def _entry(position: int, batch: BatchSpec) -> _Entry:
     pattern = match.job_name_pattern
     search = pattern.search if pattern is not None else None
     labels = tuple((match.labels or {}).items())
-    return (position, batch, match.namespace, match.cronjob, search, labels)
+    return (position, batch, match.namespace, match.cronjob, search, labels, match.workflow)
 
 
 class BatchIndex:
@@ -139,6 +156,7 @@ class BatchIndex:
     def __init__(self, batches: Sequence[BatchSpec]) -> None:
         keyed = [(position, batch, _keys(batch)) for position, batch in enumerate(batches)]
         sharing = Counter(key for _, _, keys in keyed for key in keys)
+        self._by_workflow: dict[str, list[_Entry]] = defaultdict(list)
         self._by_cronjob: dict[str, list[_Entry]] = defaultdict(list)
         self._by_namespace: dict[str, list[_Entry]] = defaultdict(list)
         self._by_label: dict[tuple[str, str], list[_Entry]] = defaultdict(list)
@@ -150,7 +168,9 @@ class BatchIndex:
                 self._scan.append(entry)
                 continue
             kind, *value = min(keys, key=sharing.__getitem__)
-            if kind == "cronjob":
+            if kind == "workflow":
+                self._by_workflow[value[0]].append(entry)
+            elif kind == "cronjob":
                 self._by_cronjob[value[0]].append(entry)
             elif kind == "prefix":
                 self._by_prefix[value[0]].append(entry)
@@ -159,10 +179,14 @@ class BatchIndex:
             else:
                 self._by_label[(value[0], value[1])].append(entry)
         self._prefix_lengths = sorted({len(prefix) for prefix in self._by_prefix})
-        # When no batch looks at a Job's name or labels, a Job's batches depend only on its
-        # namespace and CronJob: remembered per pair (a relist asks for 100,000 Jobs).
-        keyed_entries = [*self._by_cronjob.values(), *self._by_namespace.values()]
-        self._by_owner: dict[tuple[str, str | None], list[BatchSpec]] | None = (
+        # When no batch looks at a run's name or labels, a run's batches depend only on its
+        # namespace, kind and owners: remembered per owner (a relist asks for 100,000 Jobs).
+        keyed_entries = [
+            *self._by_workflow.values(),
+            *self._by_cronjob.values(),
+            *self._by_namespace.values(),
+        ]
+        self._by_owner: dict[_Owner, list[BatchSpec]] | None = (
             {}
             if not (self._by_prefix or self._by_label or self._scan)
             and all(e[4] is None and not e[5] for entries in keyed_entries for e in entries)
@@ -174,7 +198,7 @@ class BatchIndex:
         memo = self._by_owner
         if memo is None:
             return self._match(job)
-        owner = (job.namespace, job.cronjob)
+        owner = (job.namespace, job.cronjob, job.kind, job.workflows)
         found = memo.get(owner)
         if found is None:
             if len(memo) >= _MEMO_LIMIT:
@@ -184,6 +208,9 @@ class BatchIndex:
 
     def _match(self, job: Identity) -> list[BatchSpec]:
         candidates: list[_Entry] = []
+        if self._by_workflow:
+            for family in job.workflows:
+                candidates += self._by_workflow.get(family, ())
         if job.cronjob is not None and self._by_cronjob:
             candidates += self._by_cronjob.get(job.cronjob, ())
         if self._by_namespace:
@@ -200,8 +227,15 @@ class BatchIndex:
         candidates += self._scan
         found: list[tuple[int, BatchSpec]] = []
         namespace, cronjob, name, labels = job.namespace, job.cronjob, job.name, job.labels
+        is_job, workflows = job.kind == "Job", job.workflows
         # The same tests as `batch_matches`, on the unpacked entry.
-        for position, batch, want_namespace, want_cronjob, search, want_labels in candidates:
+        for entry in candidates:
+            position, batch, want_namespace, want_cronjob, search, want_labels, want_flow = entry
+            if want_flow is None:
+                if not is_job:
+                    continue
+            elif is_job or want_flow not in workflows:
+                continue
             if want_namespace is not None and want_namespace != namespace:
                 continue
             if want_cronjob is not None and want_cronjob != cronjob:
@@ -216,7 +250,10 @@ class BatchIndex:
         return [batch for _, batch in found]
 
 
-#: Distinct (namespace, CronJob) pairs remembered before the memo starts over.
+#: What a run's batches depend on when no batch looks at names or labels.
+_Owner = tuple[str, str | None, str, tuple[str, ...]]
+
+#: Distinct owners remembered before the memo starts over.
 _MEMO_LIMIT = 200_000
 
 

@@ -17,12 +17,15 @@ from monitor.core.schedule import DeadlineRule
 
 
 class MatchSpec(Protocol):
-    """Which Jobs belong to a batch (every given field must hold)."""
+    """Which runs belong to a batch (every given field must hold); with `workflow` the
+    runs are Argo Workflows of that CronWorkflow or WorkflowTemplate, otherwise Jobs."""
 
     @property
     def namespace(self) -> str | None: ...
     @property
     def cronjob(self) -> str | None: ...
+    @property
+    def workflow(self) -> str | None: ...
     @property
     def labels(self) -> Mapping[str, str] | None: ...
     @property

@@ -281,13 +281,14 @@ def _stale(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, 
 
 def _job_failed(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
     job = f"{_name(d.get('namespace'))}/{_name(d.get('job'))}"
+    noun = "Workflow" if d.get("run_kind") == "Workflow" else "Job"
     reason = one_line(d.get("reason") or "unknown reason", 200)
     subject = _batch(post.batch) if post.batch else job
-    text = f"Job failed: {job} ({reason}){_of_batch(post.batch)}."
-    lead = f"Job `{job}` failed: *{reason}*."
+    text = f"{noun} failed: {job} ({reason}){_of_batch(post.batch)}."
+    lead = f"{noun} `{job}` failed: *{reason}*."
     if d.get("cronjob"):
         lead += f" It was started by CronJob `{_name(d['cronjob'])}`."
-    blocks = [_header(f"❌ Job failed: {subject}"), _section(_lead(mention, lead))]
+    blocks = [_header(f"❌ {noun} failed: {subject}"), _section(_lead(mention, lead))]
     if d.get("message"):
         blocks.append(_section(code_block(d["message"], SECTION_TEXT_LIMIT)))
     blocks.append(
@@ -296,7 +297,7 @@ def _job_failed(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[
                 ("Batch", _batch(post.batch)),
                 ("Failed at", _when(d.get("failed_at") or post.at.isoformat())),
                 ("Reason", reason),
-                ("Job UID", _name(d.get("uid"))),
+                (f"{noun} UID", _name(d.get("uid"))),
             ]
         )
     )

@@ -55,9 +55,9 @@ from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.configmap_store import StateConflict
 from monitor.runtime.state import StateDocument, StateStore
-from monitor.sources.kube import KubeJobSource
-from monitor.sources.logs import CloudLoggingSource
-from monitor.sources.pod_logs import PodLogSource
+from monitor.sources.kube.source import KubeJobSource
+from monitor.sources.logs.cloud import CloudLoggingSource
+from monitor.sources.logs.pods import PodLogSource
 from monitor.web.metrics import Metrics
 from monitor.web.server import StatusSnapshot
 

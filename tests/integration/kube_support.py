@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from monitor.core.facts import Fact, JobGone, JobSeen, SourceHealth, Watermark
-from monitor.sources.kube import KubeJobSource
+from monitor.sources.kube.source import KubeJobSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.kube_rbac import RequestAttributes
 

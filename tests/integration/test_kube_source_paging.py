@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from monitor.core.facts import Fact, JobSeen
-from monitor.sources.kube import KubeJobSource
+from monitor.sources.kube.source import KubeJobSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.wait import wait_until
 from tests.integration.kube_support import (  # noqa: F401 (fixtures)

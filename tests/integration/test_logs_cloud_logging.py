@@ -18,7 +18,7 @@ from google.cloud import logging as cloud_logging
 from monitor.config.model import CloudLoggingSettings
 from monitor.core.facts import Fact, SourceHealth, TracebackSeen, Watermark
 from monitor.core.tracebacks import MAX_LINE_CHARS
-from monitor.sources.logs import CloudLoggingSource
+from monitor.sources.logs.cloud import CloudLoggingSource
 from monitor.testing.logging_api import FakeCloudLogging, container_entry
 from monitor.testing.wait import wait_until
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.core.facts import Fact, TracebackSeen
-from monitor.sources.pod_logs import PodLogSource
+from monitor.sources.logs.pods import PodLogSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.wait import wait_until
 

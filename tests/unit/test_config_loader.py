@@ -100,7 +100,7 @@ def test_check_config_accepts_the_example_directory_and_file() -> None:
     for target in ("config/", "config", "config/sla.yaml"):
         run = _cli("check-config", target)
         assert (run.returncode, run.stderr) == (0, ""), target
-        assert run.stdout == f"{target}: OK (3 batches)\n"
+        assert run.stdout == f"{target}: OK (4 batches)\n"
 
 
 def test_schema_command_prints_the_schema() -> None:
@@ -182,7 +182,7 @@ def test_example_loads_with_the_documented_values() -> None:
     assert config.cloud_logging is not None
     assert config.cloud_logging.poll_interval == timedelta(seconds=15)
     assert config.state.configmap == "monitoring/sla-monitor-state"
-    daily, ranking, refresh = config.batches
+    daily, ranking, refresh, train = config.batches
     rule = config.deadline_rule(daily)
     assert rule is not None
     deadline = rule.cron.next_after(datetime(2026, 2, 28, 12, tzinfo=UTC))
@@ -197,6 +197,8 @@ def test_example_loads_with_the_documented_values() -> None:
     assert config.deadline_rule(refresh) is None
     assert config.unmatched is not None
     assert not config.unmatched.notify.traceback
+    assert config.argo.enabled
+    assert train.match.workflow == "train"
 
 
 # --- load_config directly -------------------------------------------------------------
@@ -474,3 +476,32 @@ def test_an_unknown_key_anywhere_is_reported_at_its_exact_place(
     col = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
     (error,) = _errors(path)
     assert error.startswith(f"{path}:{line}:{col}: unknown key '{unknown}'")
+
+
+def test_a_workflow_batch_needs_argo_enabled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path,
+        "c.yaml",
+        "slack: {channel: '#a'}\nbatches:\n"
+        "  - name: train\n    match: {workflow: train}\n    deadline: '0 9 * * *'\n"
+        "  - name: both\n    match: {cronjob: a, workflow: b}\n    deadline: '0 9 * * *'\n",
+    )
+    assert cli.main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:7:12: match gives both cronjob and workflow: a run is a Job or a Workflow, "
+        "never both",
+    ]
+    path.write_text(
+        path.read_text().replace(
+            "  - name: both\n    match: {cronjob: a, workflow: b}\n    deadline: '0 9 * * *'\n", ""
+        )
+    )
+    assert cli.main(["check-config", str(path)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:4:13: batch 'train' matches a workflow, but Argo Workflows are not watched: "
+        "set 'argo: {enabled: true}'",
+    ]
+    path.write_text("argo: {enabled: true}\n" + path.read_text())
+    assert cli.main(["check-config", str(path)]) == 0

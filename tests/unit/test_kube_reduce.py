@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitor.sources.kube_reduce import MalformedJob, reduce_job
+from monitor.sources.kube.reduce import MalformedRun, reduce_job
 from monitor.testing.kube_workloads import job_object
 
 T0 = datetime(2026, 11, 27, 0, 0, 0, tzinfo=UTC)
@@ -128,5 +128,5 @@ def test_false_conditions_and_others_do_not_decide() -> None:
     ],
 )
 def test_malformed_jobs_raise_a_clear_error(broken: Any) -> None:
-    with pytest.raises(MalformedJob):
+    with pytest.raises(MalformedRun):
         reduce_job(broken)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.core.rfc3339 import parse_rfc3339
-from monitor.sources.pod_logs import controlling_job, timestamped_lines
+from monitor.sources.logs.pods import controlling_job, timestamped_lines
 
 STAMP = "2026-11-27T09:00:00.123456789Z"
 

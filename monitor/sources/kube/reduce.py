@@ -1,6 +1,6 @@
 """Raw batch/v1 Job JSON -> `JobSeen`, decided once, at the edge.
 
-The JSON is decoded into a typed projection (`kube_decode`) that enforces the shape of
+The JSON is decoded into a typed projection (`decode`) that enforces the shape of
 identity, labels and times; this module decides the rest from that projection.
 
 The outcome comes from conditions only. Since Kubernetes 1.31 the controller first adds
@@ -10,7 +10,7 @@ the pair is used, computed from the object alone: every copy of a Job (watch eve
 relist, after a restart) reduces to the same result and an outcome is never counted
 twice with two different times. A success's instant is `completionTime` or the
 `SuccessCriteriaMet` transition, whichever is earlier (both whole seconds).
-Anything that is not shaped like a Job raises `MalformedJob`; callers log and skip it.
+Anything that is not shaped like a Job raises `MalformedRun`; callers log and skip it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from typing import Any
 from msgspec import Raw
 
 from monitor.core.facts import JobOutcome, JobSeen
-from monitor.sources.kube_decode import (
+from monitor.core.rfc3339 import parse_rfc3339
+from monitor.sources.kube.decode import (
     DecodeError,
     JobDocument,
-    JobMetadata,
     JobStatus,
+    ObjectMetadata,
     OwnerReference,
     decode_job,
     job_from_mapping,
@@ -36,29 +37,27 @@ SUCCESS_CONDITIONS = ("SuccessCriteriaMet", "Complete")
 FAILURE_CONDITIONS = ("FailureTarget", "Failed")
 
 
-class MalformedJob(ValueError):
-    """The object cannot be a Job; the message says which field is wrong."""
+class MalformedRun(ValueError):
+    """The object cannot be a run (a Job, a Workflow); the message says which field is wrong."""
 
 
-def _text(value: Any, where: str) -> str | None:
+def text_field(value: Any, where: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise MalformedJob(f"{where} is not a string")
+        raise MalformedRun(f"{where} is not a string")
     return value
 
 
 def parse_time(value: Any, where: str) -> datetime | None:
-    text = _text(value, where)
+    """An RFC 3339 time of the object, or None when absent; anything else is malformed."""
+    text = text_field(value, where)
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_rfc3339(text)
     except ValueError as error:
-        raise MalformedJob(f"{where} is not an RFC 3339 time: {text!r}") from error
-    if moment.tzinfo is None:
-        raise MalformedJob(f"{where} has no timezone: {text!r}")
-    return moment
+        raise MalformedRun(f"{where}: {error}") from error
 
 
 def job_key(obj: Any) -> tuple[str, str, str]:
@@ -69,11 +68,12 @@ def job_key(obj: Any) -> tuple[str, str, str]:
     return (str(meta.get("namespace", "?")), str(meta.get("name", "?")), str(meta.get("uid", "?")))
 
 
-def _owner_cronjob(owners: list[OwnerReference | None] | None) -> str | None:
+def owner_named(owners: list[OwnerReference | None] | None, kind: str) -> str | None:
+    """The name of the owner of `kind` (the controller's, if several)."""
     found: str | None = None
     for owner in owners or ():
-        if owner is not None and owner.kind == "CronJob":
-            name = _text(owner.name, "metadata.ownerReferences[].name")
+        if owner is not None and owner.kind == kind:
+            name = text_field(owner.name, "metadata.ownerReferences[].name")
             if owner.controller is True:
                 return name
             found = found or name
@@ -90,7 +90,7 @@ def reduce_job(obj: Any) -> JobSeen:
     try:
         document = job_from_mapping(obj)
     except DecodeError as error:
-        raise MalformedJob(str(error)) from error
+        raise MalformedRun(str(error)) from error
     return reduce_document(document)
 
 
@@ -99,7 +99,7 @@ def reduce_raw(raw: bytes | Raw) -> JobSeen:
     try:
         document = decode_job(raw)
     except DecodeError as error:
-        raise MalformedJob(str(error)) from error
+        raise MalformedRun(str(error)) from error
     return reduce_document(document)
 
 
@@ -110,11 +110,11 @@ def reduce_document(job: JobDocument) -> JobSeen:
     # The projection already made these str or None: only emptiness is left to check.
     uid, namespace, name = meta.uid, meta.namespace, meta.name
     if not uid:
-        raise MalformedJob("metadata.uid is missing")
+        raise MalformedRun("metadata.uid is missing")
     if not namespace:
-        raise MalformedJob("metadata.namespace is missing")
+        raise MalformedRun("metadata.namespace is missing")
     if not name:
-        raise MalformedJob("metadata.name is missing")
+        raise MalformedRun("metadata.name is missing")
     completion_time = (
         parse_time(status.completion_time, "status.completionTime")
         if status.completion_time
@@ -138,8 +138,8 @@ def reduce_document(job: JobDocument) -> JobSeen:
                 condition.last_transition_time, f"condition {kind} lastTransitionTime"
             )
             details[kind] = (
-                _text(condition.reason, f"condition {kind} reason"),
-                _text(condition.message, f"condition {kind} message"),
+                text_field(condition.reason, f"condition {kind} reason"),
+                text_field(condition.message, f"condition {kind} message"),
             )
         succeeded = [kind for kind in SUCCESS_CONDITIONS if kind in true_at]
         failed = [kind for kind in FAILURE_CONDITIONS if kind in true_at]
@@ -157,7 +157,7 @@ def reduce_document(job: JobDocument) -> JobSeen:
         namespace=namespace,
         name=name,
         labels=meta.labels if meta.labels is not None else {},
-        cronjob=_owner_cronjob(meta.owner_references) if meta.owner_references else None,
+        cronjob=owner_named(meta.owner_references, "CronJob") if meta.owner_references else None,
         start_time=(
             parse_time(status.start_time, "status.startTime") if status.start_time else None
         ),
@@ -174,5 +174,5 @@ def reduce_document(job: JobDocument) -> JobSeen:
     )
 
 
-_NO_METADATA = JobMetadata()
+_NO_METADATA = ObjectMetadata()
 _NO_STATUS = JobStatus()

@@ -31,8 +31,9 @@ from monitor.core.tracebacks import (
     find_tracebacks,
     message_lines,
 )
-from monitor.sources.log_cursor import Cursor, PendingTraceback
-from monitor.sources.log_entries import (
+from monitor.sources.base import PollLoop
+from monitor.sources.logs.cursor import Cursor, PendingTraceback
+from monitor.sources.logs.entries import (
     MAX_FILTER_CHARS,
     ContainerKey,
     ContainerLine,
@@ -40,7 +41,6 @@ from monitor.sources.log_entries import (
     parse_entry,
     traceback_filter,
 )
-from monitor.sources.polling import PollLoop
 
 logger = logging.getLogger(__name__)
 

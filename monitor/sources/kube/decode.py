@@ -1,7 +1,7 @@
 """Typed projections of the Kubernetes wire format: only what reducing a Job needs.
 
 A 100k-Job list is ~180 MB of JSON. Decoding it into dicts builds every field of every
-pod template; these `msgspec` structs keep only the fields `kube_reduce` reads and skip
+pod template; these `msgspec` structs keep only the fields `reduce` reads and skip
 the rest while parsing, which is several times faster and lighter.
 
 A list page is decoded in one step with every item projected; only if that fails is it
@@ -30,7 +30,7 @@ class OwnerReference(msgspec.Struct, rename="camel", gc=False):
     controller: Any = None
 
 
-class JobMetadata(msgspec.Struct, rename="camel", gc=False):
+class ObjectMetadata(msgspec.Struct, rename="camel", gc=False):
     uid: str | None = None
     name: str | None = None
     namespace: str | None = None
@@ -57,7 +57,7 @@ class JobStatus(msgspec.Struct, rename="camel", gc=False):
 class JobDocument(msgspec.Struct, gc=False):
     """A batch/v1 Job, projected."""
 
-    metadata: JobMetadata | None = None
+    metadata: ObjectMetadata | None = None
     status: JobStatus | None = None
 
 

@@ -1,7 +1,7 @@
 """The Kubernetes source: every batch/v1 Job change, as facts, with a trustworthy watermark.
 
 One reflector thread per scope (all namespaces, or each configured namespace) lists and
-watches Jobs (`kube_reflector`) and emits `JobSeen`/`JobGone`. This module adds what the
+watches Jobs (`reflector`) and emits `JobSeen`/`JobGone`. This module adds what the
 engine needs to judge deadlines safely:
 
 - `Watermark(kubernetes, t)`: every Job change up to `t` has been emitted. It advances to
@@ -32,7 +32,7 @@ from typing import Any
 from kubernetes.client import ApiClient, BatchV1Api
 
 from monitor.core.facts import KUBERNETES, Fact, SourceHealth, Watermark
-from monitor.sources.kube_reflector import JobReflector, ReflectorSettings
+from monitor.sources.kube.reflector import JobReflector, ReflectorSettings
 
 logger = logging.getLogger(__name__)
 

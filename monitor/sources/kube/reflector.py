@@ -7,7 +7,7 @@ history is gone, so the reflector relists and diffs against what it delivered: c
 Jobs are re-emitted, vanished ones reported gone. Failures back off (capped, jittered);
 a watch silent for longer than `silence_timeout` is presumed dead and reopened.
 Bodies are read as raw JSON, decoded into a typed projection of the few fields we use
-(`kube_decode`) and reduced to facts at once: no client models are built.
+(`decode`) and reduced to facts at once: no client models are built.
 """
 
 from __future__ import annotations
@@ -31,21 +31,21 @@ from kubernetes.client.exceptions import ApiException
 from msgspec import Raw
 
 from monitor.core.facts import Fact, JobGone, JobSeen
-from monitor.sources.kube_decode import (
+from monitor.sources.kube.decode import (
     DecodeError,
     ListMetadata,
     decode_job_event,
     decode_job_page,
     decode_page,
 )
-from monitor.sources.kube_plumbing import (
+from monitor.sources.kube.plumbing import (
     Backoff,
     discard_response,
     fewer_collections,
     in_background,
 )
-from monitor.sources.kube_reduce import (
-    MalformedJob,
+from monitor.sources.kube.reduce import (
+    MalformedRun,
     job_key,
     reduce_document,
     reduce_job,
@@ -271,7 +271,7 @@ class JobReflector:
         for document in page.items or ():
             try:
                 seen_jobs.append(reduce_document(document))
-            except MalformedJob as error:
+            except MalformedRun as error:
                 meta = document.metadata
                 obj = {"metadata": msgspec.to_builtins(meta)} if meta is not None else None
                 self._skip(obj, error)
@@ -341,7 +341,7 @@ class JobReflector:
             return new_version
         try:
             seen = reduce_document(event.object)
-        except MalformedJob:
+        except MalformedRun:
             return self._unusual_event(line, resource_version)
         self._apply(event.type, seen)
         return new_version
@@ -381,14 +381,14 @@ class JobReflector:
     def _reduce(self, obj: Any) -> JobSeen | None:
         try:
             return reduce_job(obj)
-        except MalformedJob as error:
+        except MalformedRun as error:
             self._skip(obj, error)
             return None
 
     def _reduce_raw(self, raw: Raw) -> JobSeen | None:
         try:
             return reduce_raw(raw)
-        except MalformedJob as error:
+        except MalformedRun as error:
             try:
                 obj = json.loads(bytes(raw))
             except ValueError:
@@ -396,7 +396,7 @@ class JobReflector:
             self._skip(obj, error)
             return None
 
-    def _skip(self, obj: Any, error: MalformedJob) -> None:
+    def _skip(self, obj: Any, error: MalformedRun) -> None:
         namespace, name, uid = job_key(obj)
         logger.warning("skipping malformed Job %s/%s (uid %s): %s", namespace, name, uid, error)
 

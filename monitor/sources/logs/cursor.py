@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
-from monitor.sources.log_entries import ContainerKey
+from monitor.sources.logs.entries import ContainerKey
 
 logger = logging.getLogger(__name__)
 

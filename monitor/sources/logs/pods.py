@@ -25,7 +25,7 @@ from kubernetes.client import ApiClient, CoreV1Api
 from monitor.core.facts import Fact, TracebackSeen
 from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
 from monitor.core.tracebacks import LogLine, find_tracebacks
-from monitor.sources.polling import PollLoop
+from monitor.sources.base import PollLoop
 
 logger = logging.getLogger(__name__)
 
