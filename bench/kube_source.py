@@ -60,7 +60,7 @@ def _client(url: str) -> Any:
 # -- measured clients (child processes) -------------------------------------------------
 def raw_sync(url: str, gc_mode: str, prefetch: bool, conn: Connection) -> None:
     """The real source: time to a full initial sync; optionally then a watch backlog."""
-    from monitor.sources.kube.source import KubeJobSource
+    from monitor.sources.kube.source import KubeRunSource
 
     api = _client(url)
     if gc_mode == "freeze":
@@ -75,7 +75,7 @@ def raw_sync(url: str, gc_mode: str, prefetch: bool, conn: Connection) -> None:
 
     base = rss_mb()[0]
     started = time.perf_counter()
-    source = KubeJobSource(
+    source = KubeRunSource(
         api,
         emit,
         page_size=PAGE,
@@ -96,7 +96,7 @@ def raw_sync(url: str, gc_mode: str, prefetch: bool, conn: Connection) -> None:
         before = count[0]
         started = time.perf_counter()
         conn.send("timing")
-        while int(source.resource_versions[""] or 0) < final:
+        while int(source.resource_versions["jobs/*"] or 0) < final:
             time.sleep(0.001)
         seconds = time.perf_counter() - started
         conn.send({"seconds": seconds, "events": count[0] - before})

@@ -69,7 +69,7 @@ class Options:
 
 def connection_settings(config: Config) -> tuple[object, ...]:
     """The parts of a config that a running pipeline cannot change in place."""
-    return (config.kubernetes, config.cloud_logging, config.slack, config.state)
+    return (config.kubernetes, config.argo, config.cloud_logging, config.slack, config.state)
 
 
 def make_stores(config: Config, api_client: ApiClient) -> tuple[StateStore, StateStore]:

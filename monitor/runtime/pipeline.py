@@ -55,7 +55,9 @@ from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.configmap_store import StateConflict
 from monitor.runtime.state import StateDocument, StateStore
-from monitor.sources.kube.source import KubeJobSource
+from monitor.sources.argo.workflows import WORKFLOWS
+from monitor.sources.kube.resources import JOBS
+from monitor.sources.kube.source import KubeRunSource
 from monitor.sources.logs.cloud import CloudLoggingSource
 from monitor.sources.logs.pods import PodLogSource
 from monitor.web.metrics import Metrics
@@ -193,9 +195,10 @@ class Pipeline:
             persist=lambda outbox: self._outbox_document.put("outbox", outbox),
         )
         namespaces = self.config.kubernetes.namespaces
-        self._kube = KubeJobSource(
+        self._kube = KubeRunSource(
             self._api_client,
             self._from_kubernetes,
+            resources=(JOBS, WORKFLOWS) if self.config.argo.enabled else (JOBS,),
             namespaces=namespaces,
             watermark_margin=self._timings.watermark_margin,
             watermark_interval=self._timings.watermark_interval,

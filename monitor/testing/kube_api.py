@@ -1,10 +1,11 @@
 """A loopback Kubernetes API server for tests and `sla-monitor demo`.
 
 Real HTTP on 127.0.0.1, spoken to by the real `kubernetes` client through a kubeconfig
-this fake writes. It serves Jobs, Pods (+ `log`), Events, ConfigMaps, Leases and
-discovery from an etcd-like store (`kube_store`), with paged lists, chunked watches,
-bookmarks and 410 Expired (`kube_http`), an optional bearer token and RBAC (`kube_rbac`),
-and Job-controller-like hooks (`kube_workloads`). The misbehaviour hooks — 5xx for a
+this fake writes. It serves Jobs, Pods (+ `log`), Events, ConfigMaps, Leases, Argo
+Workflows (the CRD's objects) and discovery from an etcd-like store (`kube_store`), with
+paged lists, chunked watches, bookmarks and 410 Expired (`kube_http`), an optional bearer
+token and RBAC (`kube_rbac`), and controller-like hooks (`kube_workloads` for Jobs,
+`argo_workflows` for Workflows). The misbehaviour hooks — 5xx for a
 while, dropped or silent watches, compaction, stop and restart on the same port — are
 what a reflector must survive.
 
@@ -27,9 +28,10 @@ from typing import Any
 
 import yaml
 
+from monitor.testing.argo_workflows import WorkflowController
 from monitor.testing.kube_http import KubeRequestHandler, ServerControls, WatchStream
 from monitor.testing.kube_rbac import Authorizer, RequestAttributes, rules_from_yaml
-from monitor.testing.kube_store import RESOURCES_BY_PATH, JsonObject, KubeStore
+from monitor.testing.kube_store import RESOURCES_BY_NAME, JsonObject, KubeStore
 from monitor.testing.kube_workloads import JobController
 
 DEFAULT_USER = "system:serviceaccount:monitoring:sla-monitor"
@@ -57,6 +59,7 @@ class FakeKubeApi:
     ) -> None:
         self.store = KubeStore(max_history=max_history)
         self.jobs = JobController(self.store)
+        self.workflows = WorkflowController(self.store)
         self.controls = ServerControls()
         self.token = token
         self.authorizer = (
@@ -226,6 +229,20 @@ class FakeKubeApi:
         """Answer a too-old watch resourceVersion with HTTP 410 instead of an ERROR event."""
         self.controls.expired_on_request = enabled
 
+    def expire_every_watch(self, enabled: bool = True) -> None:
+        """Answer every watch with an in-stream 410 ERROR (a relist loop), or stop doing so."""
+        self.controls.expire_every_watch = enabled
+
+    def garble_watches(self, garbage: bytes = b"zz\r\n\x00\xff{not json\r\n") -> int:
+        """Write `garbage` raw into every open watch (breaking its framing) and end it."""
+        with self._lock:
+            streams = list(self._watches)
+        for stream in streams:
+            stream.garbage = garbage
+        with self.store.changed:
+            self.store.changed.notify_all()
+        return len(streams)
+
     def drop_watches(self) -> int:
         """Cut every open watch mid-stream; returns how many were cut."""
         with self._lock:
@@ -250,7 +267,7 @@ class FakeKubeApi:
 
     # -- direct object access (no HTTP) ---------------------------------------------------
     def create(self, group: str, resource: str, namespace: str, obj: JsonObject) -> JsonObject:
-        rt = RESOURCES_BY_PATH[(group, "v1", resource)]
+        rt = RESOURCES_BY_NAME[(group, resource)]
         return self.store.create(rt, namespace, obj).obj
 
     def get(self, group: str, resource: str, namespace: str, name: str) -> JsonObject:
@@ -260,4 +277,4 @@ class FakeKubeApi:
         self, group: str, resource: str, namespace: str, name: str, obj: JsonObject
     ) -> None:
         """Store a (possibly malformed) object verbatim, as a watch event and in lists."""
-        self.store.put_raw(RESOURCES_BY_PATH[(group, "v1", resource)], namespace, name, obj)
+        self.store.put_raw(RESOURCES_BY_NAME[(group, resource)], namespace, name, obj)

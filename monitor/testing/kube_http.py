@@ -49,6 +49,7 @@ class WatchStream:
     connection: socket.socket
     dropped: bool = False
     held: bool = False  # open but silent: no events, no bookmarks
+    garbage: bytes = b""  # written raw (breaking the chunked framing), then the stream ends
 
     def drop(self) -> None:
         self.dropped = True
@@ -64,6 +65,7 @@ class ServerControls:
     error_until: float = 0.0
     error_count: int | None = None
     expired_on_request: bool = False
+    expire_every_watch: bool = False  # a lagging watch cache: every watch gets a 410 ERROR
     errors_answered: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -189,7 +191,10 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             "PATCH": "patch",
             "DELETE": "delete" if name else "deletecollection",
         }[method]
-        request = RequestAttributes(verb, rt.group, rt.resource, subresource, namespace, name)
+        limit = int(query.get("limit") or 0) if verb == "list" else 0
+        request = RequestAttributes(
+            verb, rt.group, rt.resource, subresource, namespace, name, limit
+        )
         self.fake.record(request)
         if self.fake.authorizer is not None:
             try:
@@ -342,6 +347,12 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         stream = WatchStream(self.connection)
         self.fake.track_watch(stream, True)
         try:
+            if controls.expire_every_watch:
+                self._chunk(
+                    _event_line("ERROR", encode(expired("too old resource version").status()))
+                )
+                self._chunk(b"")
+                return
             for start in range(0, len(initial), _WATCH_BATCH):
                 self._chunk(b"".join(initial[start : start + _WATCH_BATCH]))
             self._stream_events(rt, namespace, keep, bookmarks, deadline, next_rv, stream)
@@ -368,6 +379,11 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
             with store.changed:
                 while True:
                     if stream.dropped or self.fake.stopping:
+                        self.close_connection = True
+                        return
+                    if stream.garbage:
+                        self.wfile.write(stream.garbage)
+                        self.wfile.flush()
                         self.close_connection = True
                         return
                     now = time.monotonic()

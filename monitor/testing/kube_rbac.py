@@ -28,6 +28,7 @@ class RequestAttributes:
     subresource: str
     namespace: str
     name: str
+    limit: int = 0  # a list's page size (not an RBAC attribute: recorded for tests)
 
     @property
     def resource_path(self) -> str:

@@ -53,8 +53,10 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "configmaps", "ConfigMap"),
     ResourceType("", "v1", "namespaces", "Namespace", namespaced=False),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
+    ResourceType("argoproj.io", "v1alpha1", "workflows", "Workflow"),  # Argo's CRD
 )
 RESOURCES_BY_PATH = {(rt.group, rt.version, rt.resource): rt for rt in RESOURCE_TYPES}
+RESOURCES_BY_NAME = {(rt.group, rt.resource): rt for rt in RESOURCE_TYPES}
 
 
 #: The API server refuses a ConfigMap whose data (binaryData decoded) exceeds 1 MiB.

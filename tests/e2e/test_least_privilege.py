@@ -60,9 +60,11 @@ def kinds(stack: LocalStack) -> list[str]:
 def test_rendered_rbac_is_sufficient_and_minimal(overlay: str, tmp_path: Path) -> None:
     rendered = (RENDERED / f"{overlay}.yaml").read_text()
     pod_logs = overlay == "generic"
+    argo = overlay == "gke"  # the overlay that grants Workflows must use them
     with LocalStack(tmp_path, rbac_yaml=[rendered], cloud_logging=not pod_logs) as stack:
         config: dict[str, Any] = {
             "kubernetes": {"namespaces": ["ml-batch"], "pod_logs": pod_logs},
+            "argo": {"enabled": argo},
             "state": {"configmap": f"{NAMESPACE}/sla-monitor-state"},
             "batches": [freshness_batch("placeholder", "1d")],
         }

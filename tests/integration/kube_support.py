@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from monitor.core.facts import Fact, JobGone, JobSeen, SourceHealth, Watermark
-from monitor.sources.kube.source import KubeJobSource
+from monitor.sources.kube.source import KubeRunSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.kube_rbac import RequestAttributes
 
@@ -48,7 +48,13 @@ class Recorder:
 
 
 def requests_of(kube: FakeKubeApi, verb: str, resource: str = "jobs") -> list[RequestAttributes]:
-    return [r for r in list(kube.requests) if r.verb == verb and r.resource == resource]
+    """The requests of `verb` on `resource`; a "list" is a full list (the first page of
+    one), not a one-item progress probe of the watermark."""
+    return [
+        r
+        for r in list(kube.requests)
+        if r.verb == verb and r.resource == resource and not (verb == "list" and r.limit == 1)
+    ]
 
 
 @pytest.fixture
@@ -62,15 +68,15 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-SourceFactory = Callable[..., KubeJobSource]
+SourceFactory = Callable[..., KubeRunSource]
 
 
 @pytest.fixture
 def make_source(kube: FakeKubeApi, recorder: Recorder) -> Iterator[SourceFactory]:
     """Start a source against `kube` with test-speed timings; stopped at teardown."""
-    started: list[KubeJobSource] = []
+    started: list[KubeRunSource] = []
 
-    def make(fake: FakeKubeApi | None = None, **overrides: Any) -> KubeJobSource:
+    def make(fake: FakeKubeApi | None = None, **overrides: Any) -> KubeRunSource:
         settings: dict[str, Any] = {
             "silence_timeout": 1.0,
             "backoff_initial": 0.05,
@@ -80,7 +86,7 @@ def make_source(kube: FakeKubeApi, recorder: Recorder) -> Iterator[SourceFactory
             "settle": 0.05,
         }
         settings.update(overrides)
-        source = KubeJobSource((fake or kube).api_client(), recorder, **settings)
+        source = KubeRunSource((fake or kube).api_client(), recorder, **settings)
         started.append(source.start())
         return source
 

@@ -89,7 +89,7 @@ def test_bookmarks_keep_the_resume_point_fresh(
         kube.jobs.create_job("elsewhere", f"b-{index}")
     current = kube.store.resource_version
     bookmarks_before = len(requests_of(kube, "watch"))
-    wait_until(lambda: int(source.resource_versions["watched"]) >= current)
+    wait_until(lambda: int(source.resource_versions["jobs/watched"]) >= current)
     kube.compact()
     kube.drop_watches()
     wait_until(lambda: len(requests_of(kube, "watch")) > bookmarks_before)

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from monitor.core.facts import Fact, JobSeen
-from monitor.sources.kube.source import KubeJobSource
+from monitor.sources.kube.source import KubeRunSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.wait import wait_until
 from tests.integration.kube_support import (  # noqa: F401 (fixtures)
@@ -52,7 +52,7 @@ def test_a_page_failing_mid_list_restarts_the_list_without_repeating_facts(
             armed[0] = False
             kube.fail_requests(503, count=1)
 
-    source = KubeJobSource(
+    source = KubeRunSource(
         kube.api_client(), emit, page_size=3, backoff_initial=0.01, backoff_max=0.05
     ).start()
     try:
@@ -127,7 +127,7 @@ def test_gc_collections_are_relaxed_only_while_listing(kube: FakeKubeApi) -> Non
         if isinstance(fact, JobSeen):
             during.append(gc.get_threshold())
 
-    source = KubeJobSource(kube.api_client(), emit, page_size=2).start()
+    source = KubeRunSource(kube.api_client(), emit, page_size=2).start()
     try:
         wait_until(lambda: source.synced)
         assert during

@@ -1,4 +1,4 @@
-"""Small mechanisms the Job reflector runs on: backoff, background requests, GC relief.
+"""Small mechanisms the reflector runs on: background requests and GC relief.
 
 Kept apart from the reflector's list/watch logic so that each reads on its own.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -15,23 +14,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import urllib3
-
-
-class Backoff:
-    """Exponential, capped, jittered (each wait uniformly in [delay/2, delay])."""
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random) -> None:
-        self.initial, self.maximum, self.rng = initial, maximum, rng
-        self.failures = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * 2**self.failures)
-        self.failures += 1
-        return self.rng.uniform(delay / 2, delay)
-
-    def reset(self) -> None:
-        self.failures = 0
-
 
 _gc_lock = threading.Lock()
 _gc_listings = 0

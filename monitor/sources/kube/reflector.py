@@ -1,13 +1,21 @@
-"""List-then-watch for one scope (all namespaces, or one), with client-go reflector semantics.
+"""List-then-watch for one resource in one scope, with client-go reflector semantics.
 
-A paged list gives every Job and a resourceVersion; a watch from it delivers every later
-change. A dropped or timed-out watch resumes from the last resourceVersion seen (events
-and bookmarks advance it); a 410 Expired — in the stream or on the request — means that
-history is gone, so the reflector relists and diffs against what it delivered: changed
-Jobs are re-emitted, vanished ones reported gone. Failures back off (capped, jittered);
-a watch silent for longer than `silence_timeout` is presumed dead and reopened.
+A paged list gives every object and a resourceVersion; a watch from it delivers every
+later change. A dropped or timed-out watch resumes from the last resourceVersion seen
+(events and bookmarks advance it); a 410 Expired — in the stream or on the request —
+means that history is gone, so the reflector relists and diffs against what it
+delivered: changed runs are re-emitted, vanished ones reported gone. Failures back off
+(capped, jittered); a watch silent for longer than `silence_timeout` is presumed dead
+and reopened. Expiries in a row back off too, and from the third on they are reported
+as a failure: a relist loop must not look healthy.
+
 Bodies are read as raw JSON, decoded into a typed projection of the few fields we use
-(`decode`) and reduced to facts at once: no client models are built.
+(the resource's `RunCodec`) and reduced to facts at once: no client models are built.
+
+For the source's watermark the reflector publishes how far it has got: `live` (a watch
+is open), `confirmed` (that watch delivered something other than an error, so it works),
+`last_data` (when bytes last arrived) and `applied_version` (the resourceVersion of the
+last change whose facts were emitted, as an integer when the server's versions are).
 """
 
 from __future__ import annotations
@@ -26,33 +34,21 @@ from typing import Any, Protocol
 
 import msgspec
 import urllib3
-from kubernetes.client import BatchV1Api
+from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from msgspec import Raw
 
 from monitor.core.facts import Fact, JobGone, JobSeen
-from monitor.sources.kube.decode import (
-    DecodeError,
-    ListMetadata,
-    decode_job_event,
-    decode_job_page,
-    decode_page,
-)
-from monitor.sources.kube.plumbing import (
-    Backoff,
-    discard_response,
-    fewer_collections,
-    in_background,
-)
-from monitor.sources.kube.reduce import (
-    MalformedRun,
-    job_key,
-    reduce_document,
-    reduce_job,
-    reduce_raw,
-)
+from monitor.sources.base import Backoff
+from monitor.sources.kube.decode import DecodeError, ListMetadata, decode_page
+from monitor.sources.kube.plumbing import discard_response, fewer_collections, in_background
+from monitor.sources.kube.reduce import MalformedRun, job_key
+from monitor.sources.kube.resources import WatchedResource
 
 logger = logging.getLogger(__name__)
+
+#: Expiries in a row (no working watch in between) from which the scope is reported down.
+EXPIRY_LOOP = 3
 
 
 class ReflectorSink(Protocol):
@@ -81,12 +77,14 @@ class WatchExpired(Exception):
     """The resourceVersion we resume from is older than the server's history."""
 
 
-class JobReflector:
-    """Keeps one scope's Jobs delivered to `sink`; `run` loops until `stopped` is set."""
+class Reflector:
+    """Keeps one scope's runs of one resource delivered to `sink`; `run` loops until
+    `stopped` is set (and raises only on a bug, for the supervisor to restart it)."""
 
     def __init__(
         self,
-        batch: BatchV1Api,
+        api: CustomObjectsApi,
+        resource: WatchedResource,
         namespace: str | None,
         sink: ReflectorSink,
         settings: ReflectorSettings,
@@ -94,8 +92,11 @@ class JobReflector:
         rng: random.Random,
     ) -> None:
         self.namespace = namespace
+        self.resource = resource
         self.scope = f'namespace "{namespace}"' if namespace else "all namespaces"
-        self._batch = batch
+        self.name = f"{resource.plural}/{namespace or '*'}"
+        self._api = api
+        self._codec = resource.codec
         self._sink = sink
         self._settings = settings
         self._stopped = stopped
@@ -105,7 +106,10 @@ class JobReflector:
         self.synced = False  # one full list delivered
         self.resource_version = ""  # where a resumed watch would start
         self.live = False  # a watch is open
+        self.confirmed = False  # ... and has delivered a line that is not an error
         self.last_data = time.monotonic()  # when the stream last gave us bytes
+        self.applied_version: int | None = None  # see the module docstring
+        self.expired_in_a_row = 0
         # Counters for metrics; written only by this reflector's thread.
         self.relists = 0  # full lists started (the first one included)
         self.watch_restarts = 0  # watch streams reopened (opened, not tried) since a list
@@ -114,6 +118,7 @@ class JobReflector:
     # -- loop -------------------------------------------------------------------------
     def run(self) -> None:
         backoff = Backoff(self._settings.backoff_initial, self._settings.backoff_max, self._rng)
+        expiries = Backoff(self._settings.backoff_initial, self._settings.backoff_max, self._rng)
         while not self._stopped.is_set():
             verb = "list"
             try:
@@ -125,48 +130,99 @@ class JobReflector:
                     backoff.reset()
                 else:
                     self._stopped.wait(backoff.next_delay())
+                if not self.expired_in_a_row:
+                    expiries.reset()
             except WatchExpired:
-                logger.info("Job watch on %s expired; relisting", self.scope)
-                self.resource_version = ""
-                if backoff.failures:  # a second 410 in a row: do not hammer the server
-                    self._stopped.wait(backoff.next_delay())
-                backoff.failures += 1
+                self._expired(verb, expiries)
             except ApiException as error:
+                if error.status == 410:
+                    self._expired(verb, expiries)
+                    continue
                 self._api_failure(error, verb)
                 self._stopped.wait(backoff.next_delay())
             except (urllib3.exceptions.HTTPError, OSError, ValueError) as error:
                 if self._stopped.is_set():
                     break
-                logger.warning("Kubernetes %s of Jobs on %s failed: %r", verb, self.scope, error)
-                self._sink.contact(False, f"{verb} jobs: {error!r}")
+                logger.warning(
+                    "Kubernetes %s of %s on %s failed: %r",
+                    verb,
+                    self.resource.plural,
+                    self.scope,
+                    error,
+                )
+                self._sink.contact(False, f"{verb} {self.resource.qualified}: {error!r}")
                 self._stopped.wait(backoff.next_delay())
+
+    def recover(self) -> None:
+        """Start over with a relist after `run` raised (what was delivered is kept, so the
+        relist reports only what changed or vanished meanwhile)."""
+        self.live = self.confirmed = False
+        self.resource_version = ""
+        self.applied_version = None
+
+    def _expired(self, verb: str, expiries: Backoff) -> None:
+        """History is gone: relist; waits grow when it keeps happening, and a loop of
+        expiries is reported as a failure (the watermark is frozen meanwhile)."""
+        self.resource_version = ""
+        self.expired_in_a_row += 1
+        if self.expired_in_a_row >= EXPIRY_LOOP:
+            detail = (
+                f"{self.resource.plural} {verb} on {self.scope} expired "
+                f"{self.expired_in_a_row} times in a row (relisting in a loop)"
+            )
+            logger.warning("%s", detail)
+            self._sink.contact(False, detail)
+        else:
+            logger.info(
+                "%s %s on %s expired (410); relisting", self.resource.noun, verb, self.scope
+            )
+        if self.expired_in_a_row > 1:
+            self._stopped.wait(expiries.next_delay())
+
+    def _reached(self) -> None:
+        """A request succeeded: reachable, unless the scope is stuck relisting."""
+        if self.expired_in_a_row < EXPIRY_LOOP:
+            self._sink.contact(True)
 
     def _api_failure(self, error: ApiException, verb: str) -> None:
         status = error.status or 0
         detail = _status_message(error)
-        if status == 410:
-            logger.info("Job %s on %s answered 410 Expired; relisting", verb, self.scope)
-            self.resource_version = ""
-            return
-        if status in (401, 403):
+        qualified = self.resource.qualified
+        if status == 404 and self.resource.group != "batch":
+            logger.error(
+                "Kubernetes API does not serve %s (404): is its CRD installed? Deadlines wait "
+                "until it is listed (or disable it in the config). Server said: %s",
+                qualified,
+                detail,
+            )
+            self._sink.contact(False, f"404 {verb} {qualified}: not served (CRD missing?)")
+        elif status in (401, 403):
             needed = "a ClusterRole" if self.namespace is None else f"a Role in {self.namespace}"
             logger.error(
-                "Kubernetes API denied %s on jobs.batch in %s (%s %s): the monitor's service "
-                "account needs verbs list and watch on resource jobs in API group batch (%s). "
+                "Kubernetes API denied %s on %s in %s (%s %s): the monitor's service "
+                "account needs verbs list and watch on resource %s in API group %s (%s). "
                 "Server said: %s",
                 verb,
+                qualified,
                 self.scope,
                 status,
                 error.reason,
+                self.resource.plural,
+                self.resource.group,
                 needed,
                 detail,
             )
-            self._sink.contact(False, f"{status} {verb} jobs.batch in {self.scope}: {detail}")
+            self._sink.contact(False, f"{status} {verb} {qualified} in {self.scope}: {detail}")
         else:
             logger.warning(
-                "Kubernetes %s of Jobs on %s failed: %s %s", verb, self.scope, status, detail
+                "Kubernetes %s of %s on %s failed: %s %s",
+                verb,
+                self.resource.plural,
+                self.scope,
+                status,
+                detail,
             )
-            self._sink.contact(False, f"{status} {verb} jobs.batch: {detail}")
+            self._sink.contact(False, f"{status} {verb} {qualified}: {detail}")
 
     def stop(self) -> None:
         """Unblock a read in progress (called from another thread).
@@ -183,9 +239,30 @@ class JobReflector:
 
     # -- list -------------------------------------------------------------------------
     def _call(self, **kwargs: Any) -> Any:
+        group, version, plural = self.resource.group, self.resource.version, self.resource.plural
         if self.namespace is None:
-            return self._batch.list_job_for_all_namespaces(**kwargs)
-        return self._batch.list_namespaced_job(self.namespace, **kwargs)
+            return self._api.list_cluster_custom_object(group, version, plural, **kwargs)
+        return self._api.list_namespaced_custom_object(
+            group, version, self.namespace, plural, **kwargs
+        )
+
+    def current_version(self, read_timeout: float = 5.0) -> int | None:
+        """The collection's resourceVersion now (a one-item list: a consistent read), as an
+        integer; None when the server's versions are not integers. Raises on failure.
+
+        Every change committed before this call has a version at most the answer's.
+        """
+        response = self._call(
+            limit=1,
+            _preload_content=False,
+            _request_timeout=(self._settings.connect_timeout, read_timeout),
+        )
+        try:
+            body = response.data
+        finally:
+            response.release_conn()
+        metadata = decode_page(body).metadata
+        return _integer(metadata.resource_version if metadata else None)
 
     def _open_page(self, token: str | None) -> Any:
         """Request one list page; returns once the answer's headers are in."""
@@ -218,6 +295,7 @@ class JobReflector:
             for uid in [uid for uid in self._known if uid not in listed]:
                 gone = self._known.pop(uid)
                 self._sink.emit(JobGone(uid=uid, namespace=gone.namespace, name=gone.name))
+            self.applied_version = _integer(resource_version)
         self.synced = True
         self.resource_version = resource_version
         return resource_version
@@ -233,7 +311,7 @@ class JobReflector:
                     body = response.data
                 finally:
                     response.release_conn()
-                self._sink.contact(True)
+                self._reached()
                 metadata, seen_jobs = self._decode_page(body)
                 if not resource_version and metadata.resource_version is not None:
                     resource_version = str(metadata.resource_version)
@@ -256,21 +334,22 @@ class JobReflector:
         return resource_version
 
     def _decode_page(self, body: bytes) -> tuple[ListMetadata, list[JobSeen]]:
-        """The page's metadata and its Jobs, reduced; malformed ones are logged and skipped.
+        """The page's metadata and its runs, reduced; malformed ones are logged and skipped.
 
         The whole page is decoded in one go; if any item does not fit the projection it
         is decoded again item by item, so only that item is lost.
         """
         try:
-            page = decode_job_page(body)
+            page = self._codec.decode_page(body)
         except DecodeError:
             raw_page = decode_page(body)
             found = (self._reduce_raw(raw) for raw in raw_page.items or ())
             return raw_page.metadata or ListMetadata(), [s for s in found if s is not None]
         seen_jobs = []
+        reduce = self._codec.reduce_document
         for document in page.items or ():
             try:
-                seen_jobs.append(reduce_document(document))
+                seen_jobs.append(reduce(document))
             except MalformedRun as error:
                 meta = document.metadata
                 obj = {"metadata": msgspec.to_builtins(meta)} if meta is not None else None
@@ -297,7 +376,7 @@ class JobReflector:
         if self._watched_since_list:
             self.watch_restarts += 1
         self._watched_since_list = True
-        self._sink.contact(True)
+        self._reached()
         self.last_data = time.monotonic()
         self.live = True
         delivered = False
@@ -308,29 +387,47 @@ class JobReflector:
                     for line in lines:
                         resource_version = self._event(line, resource_version)
                         delivered = True
+                        if not self.confirmed:
+                            self._confirm()
                     self.resource_version = resource_version
+                    self.applied_version = _integer(resource_version)
                 self.last_data = time.monotonic()
         except urllib3.exceptions.ReadTimeoutError:
             logger.warning(
-                "Job watch on %s silent for %.0fs; reopening",
+                "%s watch on %s silent for %.0fs; reopening",
+                self.resource.noun,
                 self.scope,
                 self._settings.silence_timeout,
             )
             return True
         except (urllib3.exceptions.HTTPError, OSError) as error:
             if not self._stopped.is_set():
-                logger.info("Job watch on %s disconnected (%r); resuming", self.scope, error)
+                logger.info(
+                    "%s watch on %s disconnected (%r); resuming",
+                    self.resource.noun,
+                    self.scope,
+                    error,
+                )
             return delivered
         finally:
-            self.live = False
+            self.live = self.confirmed = False
             self._response = None
             response.release_conn()
         return True
 
+    def _confirm(self) -> None:
+        """The open watch delivered a real line: it works, so an expiry loop is over."""
+        self.confirmed = True
+        if self.expired_in_a_row:
+            looped = self.expired_in_a_row >= EXPIRY_LOOP
+            self.expired_in_a_row = 0
+            if looped:
+                self._sink.contact(True)
+
     def _event(self, line: bytes, resource_version: str) -> str:
         """Apply one watch line; returns the resourceVersion to resume from after it."""
         try:
-            event = decode_job_event(line)
+            event = self._codec.decode_event(line)
         except DecodeError:
             return self._unusual_event(line, resource_version)
         if event.type == "ERROR":
@@ -340,7 +437,7 @@ class JobReflector:
         if event.type == "BOOKMARK":
             return new_version
         try:
-            seen = reduce_document(event.object)
+            seen = self._codec.reduce_document(event.object)
         except MalformedRun:
             return self._unusual_event(line, resource_version)
         self._apply(event.type, seen)
@@ -351,8 +448,13 @@ class JobReflector:
         try:
             event = json.loads(line)
             kind, obj = event["type"], event["object"]
-        except (ValueError, KeyError, TypeError):
-            logger.warning("skipping malformed watch line on %s: %.200r", self.scope, line)
+        except (ValueError, KeyError, TypeError, RecursionError):
+            logger.warning(
+                "skipping malformed %s watch line on %s: %.200r",
+                self.resource.plural,
+                self.scope,
+                line,
+            )
             return resource_version
         if kind == "ERROR":
             code = obj.get("code") if isinstance(obj, dict) else None
@@ -380,25 +482,32 @@ class JobReflector:
     # -- delivery ---------------------------------------------------------------------
     def _reduce(self, obj: Any) -> JobSeen | None:
         try:
-            return reduce_job(obj)
+            return self._codec.reduce_mapping(obj)
         except MalformedRun as error:
             self._skip(obj, error)
             return None
 
     def _reduce_raw(self, raw: Raw) -> JobSeen | None:
         try:
-            return reduce_raw(raw)
+            return self._codec.reduce_raw(raw)
         except MalformedRun as error:
             try:
                 obj = json.loads(bytes(raw))
-            except ValueError:
+            except (ValueError, RecursionError):
                 obj = None
             self._skip(obj, error)
             return None
 
     def _skip(self, obj: Any, error: MalformedRun) -> None:
         namespace, name, uid = job_key(obj)
-        logger.warning("skipping malformed Job %s/%s (uid %s): %s", namespace, name, uid, error)
+        logger.warning(
+            "skipping malformed %s %s/%s (uid %s): %s",
+            self.resource.noun,
+            namespace,
+            name,
+            uid,
+            error,
+        )
 
     def _deliver(self, seen: JobSeen, always: bool = False) -> None:
         """Emit `seen` unless it repeats what was delivered; a decided outcome never changes."""
@@ -414,8 +523,8 @@ class JobReflector:
             )
         if seen == previous and not always:
             return
-        self._known[seen.uid] = seen
         self._sink.emit(seen)
+        self._known[seen.uid] = seen  # only once emitted: a failed emit is retried by a relist
 
 
 def _lines(response: Any) -> Iterator[list[bytes]]:
@@ -434,6 +543,13 @@ def _resource_version(obj: Any) -> str | None:
         meta = obj.get("metadata")
         if isinstance(meta, dict):
             return _text_or_none(meta.get("resourceVersion"))
+    return None
+
+
+def _integer(version: Any) -> int | None:
+    """A resourceVersion as an integer (etcd's revision), None when it is not one."""
+    if isinstance(version, str) and version.isdigit():
+        return int(version)
     return None
 
 

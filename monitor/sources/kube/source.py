@@ -1,22 +1,32 @@
-"""The Kubernetes source: every batch/v1 Job change, as facts, with a trustworthy watermark.
+"""The Kubernetes source: every change of the watched runs, as facts, with a watermark.
 
-One reflector thread per scope (all namespaces, or each configured namespace) lists and
-watches Jobs (`reflector`) and emits `JobSeen`/`JobGone`. This module adds what the
-engine needs to judge deadlines safely:
+One reflector thread per resource (Jobs; Argo Workflows when enabled) and scope (all
+namespaces, or each configured namespace) lists and watches (`reflector`) and emits
+`JobSeen`/`JobGone`. This module adds what the engine needs to judge deadlines safely:
 
-- `Watermark(kubernetes, t)`: every Job change up to `t` has been emitted. It advances to
-  now - `watermark_margin` only while every reflector has listed, holds an open watch and
-  has drained it (no bytes for `settle` seconds); it freezes while any scope is
-  disconnected, backing off or relisting, and never goes backwards.
+- `Watermark(kubernetes, t)`: every change up to `t` has been emitted. Each reflector
+  has a *caught-up-to* instant, and the watermark is the oldest of them minus `margin`:
+  - idle: a listed scope whose open watch has been silent for `settle` seconds has
+    delivered everything, so it is caught up to now;
+  - busy (a watch that is never silent, e.g. 200 Job updates/s): a *progress probe* asks
+    the server for the collection's current resourceVersion R (a one-item list) at T;
+    once the watch has delivered a change or bookmark at or past R, every change before
+    T has been emitted, so the scope is caught up to T. This needs integer
+    resourceVersions (etcd's); a server without them falls back to the idle rule.
+  A scope that is relisting, disconnected, backing off, expiring in a loop or whose
+  reader crashed is caught up to nothing newer: the watermark freezes (and the engine
+  reports the stall). It never goes backwards.
+  `margin` covers `completionTime`'s truncation to whole seconds (a change at 09:00:00.7
+  is stamped 09:00:00) and the watch's delivery latency under the idle rule.
 - `SourceHealth(kubernetes, …)`: reachable or not (with the last successful contact),
-  emitted on each change; 401/403 also log which permission is missing.
+  emitted on each change; 401/403 also log which permission is missing; a crashed reader
+  or a relist loop is reported as unreachable too, with what happened.
+
+Reader threads are supervised (`sources.base.supervised`): one that raises is logged,
+reported, reset to relist, and restarted with backoff; it never dies silently.
 
 Facts go to `emit` from the source's threads, serialized by one lock: a Watermark is
 never emitted between a change being read and its facts being emitted.
-
-`relists` and `watch_restarts` count, for metrics, full lists and resumed watches. Each
-reflector's counters are plain ints written by its own thread only, so reading them from
-any thread is safe (an int read is atomic; there is a single writer).
 """
 
 from __future__ import annotations
@@ -26,13 +36,16 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client import ApiClient, BatchV1Api
+from kubernetes.client import ApiClient, CustomObjectsApi
 
 from monitor.core.facts import KUBERNETES, Fact, SourceHealth, Watermark
-from monitor.sources.kube.reflector import JobReflector, ReflectorSettings
+from monitor.sources.base import MAX_RETRY_SECONDS, Backoff, supervised
+from monitor.sources.kube.reflector import Reflector, ReflectorSettings
+from monitor.sources.kube.resources import JOBS, WatchedResource
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +54,28 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class KubeJobSource:
-    """List+watch Jobs in `namespaces` (empty: all) and emit facts until `stop()`."""
+@dataclass
+class _Probe:
+    """A progress probe in flight: the collection was at `version` at `at`."""
+
+    at: datetime
+    version: int
+
+
+class KubeRunSource:
+    """List+watch `resources` in `namespaces` (empty: all) and emit facts until `stop()`."""
 
     def __init__(
         self,
         api_client: ApiClient,
         emit: Callable[[Fact], None],
         *,
+        resources: Sequence[WatchedResource] = (JOBS,),
         namespaces: Sequence[str] = (),
         page_size: int = 500,
         silence_timeout: float = 70.0,
         backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff_max: float = MAX_RETRY_SECONDS,
         watermark_margin: timedelta = timedelta(seconds=2),
         watermark_interval: float = 0.5,
         settle: float = 0.2,
@@ -70,6 +92,7 @@ class KubeJobSource:
         self._settle = settle
         self._stopped = threading.Event()
         self._rng = rng or random.Random()
+        self._backoff = (backoff_initial, backoff_max)
         settings = ReflectorSettings(
             page_size=page_size,
             silence_timeout=silence_timeout,
@@ -78,25 +101,40 @@ class KubeJobSource:
             prefetch_pages=prefetch_pages,
             relax_gc_while_listing=relax_gc_while_listing,
         )
-        batch = BatchV1Api(api_client)
+        api = CustomObjectsApi(api_client)
         scopes: list[str | None] = list(dict.fromkeys(namespaces)) or [None]
         self._reflectors = [
-            JobReflector(batch, scope, self, settings, self._stopped, self._rng) for scope in scopes
+            Reflector(api, resource, scope, self, settings, self._stopped, self._rng)
+            for resource in resources
+            for scope in scopes
         ]
+        self._caught_up: dict[str, datetime | None] = {r.name: None for r in self._reflectors}
+        self._probes: dict[str, _Probe] = {}
+        self._no_progress_rule: set[str] = set()
+        self._crashed: set[str] = set()
         self._threads: list[threading.Thread] = []
         self._watermark: datetime | None = None
         self._reachable: bool | None = None
         self._last_contact = clock()
         self._detail = ""
+        self.reader_restarts = 0  # reader threads restarted after a crash, for metrics
 
     # -- lifecycle ------------------------------------------------------------------
-    def start(self) -> KubeJobSource:
+    def start(self) -> KubeRunSource:
         for reflector in self._reflectors:
-            name = f"kube-jobs-{reflector.namespace or 'all'}"
-            self._threads.append(threading.Thread(target=reflector.run, name=name, daemon=True))
-        self._threads.append(
-            threading.Thread(target=self._watermark_loop, name="kube-watermark", daemon=True)
+            name = f"kube-{reflector.resource.plural}-{reflector.namespace or 'all'}"
+            body = supervised(
+                reflector.run,
+                f"{reflector.resource.noun} reader on {reflector.scope}",
+                self._stopped,
+                on_crash=self._crash_handler(reflector),
+                backoff=Backoff(*self._backoff, self._rng),
+            )
+            self._threads.append(threading.Thread(target=body, name=name, daemon=True))
+        watermark = supervised(
+            self._watermark_loop, "Kubernetes watermark", self._stopped, on_crash=_ignore
         )
+        self._threads.append(threading.Thread(target=watermark, name="kube-watermark", daemon=True))
         for thread in self._threads:
             thread.start()
         return self
@@ -110,7 +148,7 @@ class KubeJobSource:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
 
-    def __enter__(self) -> KubeJobSource:
+    def __enter__(self) -> KubeRunSource:
         return self.start()
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -123,8 +161,8 @@ class KubeJobSource:
 
     @property
     def resource_versions(self) -> dict[str, str]:
-        """Per scope ("" for all namespaces), the resourceVersion a watch resumes from."""
-        return {r.namespace or "": r.resource_version for r in self._reflectors}
+        """Per reflector (`jobs/<namespace or *>`), the resourceVersion a watch resumes from."""
+        return {r.name: r.resource_version for r in self._reflectors}
 
     @property
     def relists(self) -> int:
@@ -147,11 +185,19 @@ class KubeJobSource:
             self._emit(fact)
 
     def contact(self, ok: bool, detail: str = "") -> None:
-        """Report a request's success or failure; health facts only on a change."""
+        """Report a request's success or failure; health facts only on a change.
+
+        While a crashed reader has not yet listed again, successes of the others do not
+        hide it.
+        """
         with self.lock:
             now = self._clock()
             if ok:
                 self._last_contact = now
+                if self._crashed:
+                    self._crashed = {n for n in self._crashed if not self._relisted(n)}
+                    if self._crashed:
+                        return
             if ok == self._reachable and (ok or detail == self._detail):
                 return
             self._reachable, self._detail = ok, detail
@@ -166,25 +212,81 @@ class KubeJobSource:
                 )
             )
 
-    # -- watermark ------------------------------------------------------------------
-    def _caught_up(self) -> bool:
-        settled_before = time.monotonic() - self._settle
-        return all(
-            reflector.synced and reflector.live and reflector.last_data <= settled_before
-            for reflector in self._reflectors
-        )
+    def _relisted(self, name: str) -> bool:
+        return any(r.name == name and r.resource_version for r in self._reflectors)
 
+    def _crash_handler(self, reflector: Reflector) -> Callable[[BaseException], None]:
+        def crashed(error: BaseException) -> None:
+            with self.lock:
+                reflector.recover()
+                self._probes.pop(reflector.name, None)
+                self._crashed.add(reflector.name)
+                self.reader_restarts += 1
+            self.contact(
+                False,
+                f"{reflector.resource.noun} reader on {reflector.scope} "
+                f"crashed ({error!r}); restarting it",
+            )
+
+        return crashed
+
+    # -- watermark ------------------------------------------------------------------
     def _watermark_loop(self) -> None:
         while not self._stopped.wait(self._interval):
             self.advance_watermark()
 
     def advance_watermark(self) -> None:
-        """Emit a newer Watermark if every scope is caught up (called periodically)."""
+        """Update each scope's caught-up instant and emit a newer Watermark if the oldest
+        of them moved (called periodically; may send one probe request per busy scope)."""
+        settled_before = time.monotonic() - self._settle
+        for reflector in self._reflectors:
+            if not (reflector.synced and reflector.live):
+                self._probes.pop(reflector.name, None)
+                continue
+            if reflector.last_data <= settled_before:
+                self._caught_up[reflector.name] = self._clock()
+                self._probes.pop(reflector.name, None)
+            else:
+                self._progress(reflector)
         with self.lock:
-            if not self._caught_up():
+            if any(at is None for at in self._caught_up.values()):
                 return
-            candidate = self._clock() - self._margin
+            candidate = min(at for at in self._caught_up.values() if at is not None)
+            candidate -= self._margin
             if self._watermark is not None and candidate <= self._watermark:
                 return
             self._watermark = candidate
             self._emit(Watermark(source=KUBERNETES, seen_up_to=candidate))
+
+    def _progress(self, reflector: Reflector) -> None:
+        """The busy rule: resolve this scope's probe if its watch got past it, then send
+        the next one."""
+        name = reflector.name
+        probe = self._probes.get(name)
+        applied = reflector.applied_version
+        got_past = applied is not None and probe is not None and applied >= probe.version
+        if probe is not None and reflector.confirmed and got_past:
+            self._caught_up[name] = probe.at
+            probe = None
+            del self._probes[name]
+        if probe is not None or name in self._no_progress_rule:
+            return
+        at = self._clock()
+        try:
+            version = reflector.current_version()
+        except Exception as error:  # the reader reports the API's health; this only waits
+            logger.debug("progress probe of %s failed: %r", name, error)
+            return
+        if version is None:
+            logger.info(
+                "%s: resourceVersions are not integers; the watermark advances only "
+                "when the watch is quiet",
+                name,
+            )
+            self._no_progress_rule.add(name)
+            return
+        self._probes[name] = _Probe(at, version)
+
+
+def _ignore(_: BaseException) -> None:
+    """The watermark thread's crash needs no reset: it only reads the reflectors."""

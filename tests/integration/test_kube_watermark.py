@@ -1,0 +1,156 @@
+"""The Kubernetes watermark under churn, relist loops, crashed readers and broken streams,
+through the real kubernetes client against the fake API server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from monitor.core.facts import Fact, JobSeen, Watermark
+from monitor.testing.kube_api import FakeKubeApi
+from monitor.testing.kube_workloads import JOBS
+from monitor.testing.wait import wait_until
+from tests.integration.kube_support import (
+    Recorder,
+    SourceFactory,
+    kube,
+    make_source,
+    recorder,
+    requests_of,
+)
+
+__all__ = ["kube", "make_source", "recorder"]  # fixtures
+
+
+@contextmanager
+def churn(kube: FakeKubeApi, per_second: float) -> Iterator[list[int]]:
+    """Modify one unrelated Job `per_second` times a second until the block ends."""
+    kube.jobs.create_job("other", "churner")
+    stop = threading.Event()
+    writes = [0]
+
+    def bump(job: dict[str, object]) -> None:
+        meta = job["metadata"]
+        assert isinstance(meta, dict)
+        meta.setdefault("annotations", {})["churn"] = str(writes[0])
+
+    def run() -> None:
+        interval = 1.0 / per_second
+        next_at = time.monotonic()
+        while not stop.is_set():
+            kube.store.modify(JOBS, "other", "churner", bump)
+            writes[0] += 1
+            next_at += interval
+            stop.wait(max(0.0, next_at - time.monotonic()))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield writes
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_the_watermark_advances_under_constant_churn_and_never_passes_a_change(
+    kube: FakeKubeApi, recorder: Recorder, make_source: SourceFactory
+) -> None:
+    """200 updates/s leave no quiet moment on the watch: the watermark advances by
+    progress (probe the collection's version, wait for the watch to pass it)."""
+    kube.jobs.create_job("ml-batch", "daily-1")
+    with churn(kube, 200) as writes:
+        source = make_source(settle=0.2, watermark_interval=0.1, watermark_margin=timedelta(0))
+        wait_until(lambda: source.synced and writes[0] > 100)
+        started = datetime.now(UTC)
+        wait_until(lambda: (source.watermark or started) > started, timeout=3)
+        kube.jobs.complete_job("ml-batch", "daily-1", early=False)
+        completed = datetime.now(UTC)
+        wait_until(lambda: (source.watermark or completed) > completed, timeout=3)
+    facts = recorder.facts
+    success = next(
+        i for i, f in enumerate(facts) if isinstance(f, JobSeen) and f.outcome == "succeeded"
+    )
+    for fact in facts[:success]:
+        if isinstance(fact, Watermark):
+            assert fact.seen_up_to < completed, "a watermark passed a change not yet emitted"
+    probes = [r for r in kube.requests if r.verb == "list" and r.limit == 1]
+    assert probes, "the busy rule was never used: the test did not test it"
+    assert len(requests_of(kube, "list")) == 1  # probes are not relists
+
+
+def test_a_relist_loop_freezes_the_watermark_and_is_reported(
+    kube: FakeKubeApi, recorder: Recorder, make_source: SourceFactory
+) -> None:
+    source = make_source(backoff_max=0.2)
+    wait_until(lambda: recorder.watermarks() and kube.open_watches == 1)
+    kube.expire_every_watch()
+    kube.drop_watches()
+    wait_until(lambda: any("in a loop" in h.detail for h in recorder.health()), timeout=10)
+    frozen = source.watermark
+    lists = len(requests_of(kube, "list"))
+    wait_until(lambda: len(requests_of(kube, "list")) >= lists + 2, timeout=10)
+    assert source.watermark == frozen, "the watermark moved while every watch expired"
+    assert recorder.health()[-1].reachable is False
+    kube.expire_every_watch(False)
+    wait_until(lambda: recorder.health()[-1].reachable, timeout=10)
+    wait_until(lambda: (source.watermark or datetime.min) > (frozen or datetime.min), timeout=5)
+
+
+def test_garbage_on_the_watch_connection_reconnects_the_reader(
+    kube: FakeKubeApi, recorder: Recorder, make_source: SourceFactory
+) -> None:
+    kube.jobs.create_job("ml-batch", "daily-1")
+    source = make_source()
+    wait_until(lambda: source.synced and kube.open_watches == 1)
+    assert kube.garble_watches() == 1
+    kube.jobs.complete_job("ml-batch", "daily-1")
+    wait_until(lambda: "succeeded" in recorder.outcomes("daily-1"), timeout=5)
+    wait_until(lambda: kube.open_watches == 1)
+    assert len(requests_of(kube, "watch")) >= 2
+
+
+class CrashOnce:
+    """An emit callback that raises, once, on the first completion it is handed — an
+    exception type no reader expects, as a bug would raise."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.crashed = False
+
+    def __call__(self, fact: Fact) -> None:
+        if isinstance(fact, JobSeen) and fact.outcome == "succeeded" and not self.crashed:
+            self.crashed = True
+            raise LookupError("a bug in whatever consumes facts")
+        self.recorder(fact)
+
+
+def test_a_reader_that_crashes_is_reported_restarted_and_loses_nothing(
+    kube: FakeKubeApi, recorder: Recorder
+) -> None:
+    from monitor.sources.kube.source import KubeRunSource
+
+    kube.jobs.create_job("ml-batch", "daily-1")
+    emit = CrashOnce(recorder)
+    source = KubeRunSource(
+        kube.api_client(),
+        emit,
+        backoff_initial=0.05,
+        backoff_max=0.3,
+        watermark_interval=0.05,
+        settle=0.05,
+    ).start()
+    try:
+        wait_until(lambda: source.synced and kube.open_watches == 1)
+        kube.jobs.complete_job("ml-batch", "daily-1")
+        wait_until(lambda: emit.crashed)
+        wait_until(lambda: any("crashed" in h.detail for h in recorder.health()), timeout=5)
+        # Restarted: it relists, and the completion whose delivery crashed is delivered.
+        wait_until(lambda: "succeeded" in recorder.outcomes("daily-1"), timeout=5)
+        wait_until(lambda: recorder.health()[-1].reachable, timeout=5)
+        assert source.reader_restarts == 1
+        assert len(requests_of(kube, "list")) == 2
+    finally:
+        source.stop()
