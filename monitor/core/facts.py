@@ -70,7 +70,9 @@ class JobGone:
 class TracebackSeen:
     """One Python traceback, its lines already grouped, from one pod's container.
 
-    `job` is the Job name the pod belongs to (None when it could not be resolved);
+    `job` is the Job name the pod belongs to (None when it could not be resolved) and
+    `job_uid` that Job's uid as the pod states it (its controller owner reference, or the
+    controller-uid label) — a Job name alone is something any pod can claim;
     `time` is the timestamp of the `Traceback (most recent call last):` line, which
     together with namespace/pod/container identifies the traceback across sources.
     """
@@ -84,6 +86,7 @@ class TracebackSeen:
     final_line: str
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
     cronjob: str | None = None
+    job_uid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """The leader's work: sources -> engine -> Slack outbox, with state saved as it goes.
 
-Threads: each source runs its own (the Kubernetes reflectors, log polling through the
-scheduler), the notifier runs its own, and ONE engine thread owns the engine. They meet
+Threads: each source runs its own (the Kubernetes reflectors for Jobs, Workflows and Job
+pods; Cloud Logging polls through the scheduler), the notifier runs its own, and ONE
+engine thread owns the engine. Log facts pass the Job directory on the way in
+(`job_directory`: which Job, and batch, a pod's traceback belongs to). They meet
 in a queue: sources put facts, the scheduler puts wake-ups and chores, the engine thread
 applies them in order and hands the resulting actions to the notifier's outbox, which
 persists them before anything is sent.
@@ -21,7 +23,6 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,8 +55,11 @@ from monitor.notify.slack import Notifier
 from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.configmap_store import StateConflict
+from monitor.runtime.job_directory import JobDirectory
 from monitor.runtime.state import StateDocument, StateStore
 from monitor.sources.argo.workflows import WORKFLOWS
+from monitor.sources.base import MAX_RETRY_SECONDS
+from monitor.sources.kube.reflector import ReflectorSettings
 from monitor.sources.kube.resources import JOBS
 from monitor.sources.kube.source import KubeRunSource
 from monitor.sources.logs.cloud import CloudLoggingSource
@@ -72,10 +76,6 @@ REFRESH_SECONDS = 5.0
 #: re-judging from an older watermark, with the Jobs it re-lists.
 CLOCK_SAVE_SECONDS = 60.0
 PRUNE_SECONDS = 300.0
-#: Delay of the pod-log poll after a Job finishes (lets the other pods' phases land).
-POLL_SOON_SECONDS = 0.3
-#: Job identities remembered for mapping log entries' pods to Jobs.
-KNOWN_JOBS_LIMIT = 200_000
 
 
 class Chore(enum.Enum):
@@ -109,7 +109,6 @@ class Timings:
     watermark_margin: timedelta = timedelta(seconds=1)
     watermark_interval: float = 0.25
     silence_timeout: float = 70.0
-    pod_logs_interval: timedelta = timedelta(seconds=15)
 
 
 class TimedTransport:
@@ -163,7 +162,7 @@ class Pipeline:
         self._clock = clock
         self._queue: queue.SimpleQueue[Fact | Chore] = queue.SimpleQueue()
         self._engine_lock = threading.Lock()
-        self._known_jobs: OrderedDict[tuple[str, str], JobSeen] = OrderedDict()
+        self._jobs_by_name = JobDirectory()
         self._posting = True
         self._dirty = False
         self._saved_at = time.monotonic()
@@ -177,8 +176,6 @@ class Pipeline:
         self._scheduler = BackgroundScheduler(timezone=UTC)
         self._jobs: dict[str, Job] = {}
         self._jobs_lock = threading.Lock()
-        self._poll_lock = threading.RLock()
-        self._polls_wanted: set[str] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -210,7 +207,7 @@ class Pipeline:
                 self.config.cloud_logging,
                 namespaces,
                 self._from_logs,
-                job_for_pod=self.job_for_pod,
+                job_for_pod=self._jobs_by_name.job_for_pod,
                 cursor=self._document.section("log_cursor"),
             )
         self._pod_logs: PodLogSource | None = None
@@ -219,8 +216,8 @@ class Pipeline:
                 self._api_client,
                 namespaces,
                 self._from_logs,
-                poll_interval=self._timings.pod_logs_interval,
                 cursor=self._document.section("pod_log_cursor"),
+                settings=ReflectorSettings(silence_timeout=self._timings.silence_timeout),
             )
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
@@ -232,10 +229,11 @@ class Pipeline:
         self._scheduler.add_job(
             self._enqueue, "interval", args=[Chore.PRUNE], seconds=PRUNE_SECONDS, id="prune"
         )
-        for name, poller in (("cloud-logging", self._logs), ("pod-logs", self._pod_logs)):
-            if poller is not None:
-                self._schedule_poll(name, poller.poll_once, 0.0)
+        if self._logs is not None:
+            self._schedule_poll("cloud-logging", self._logs.poll_once, 0.0)
         self._kube.start()
+        if self._pod_logs is not None:
+            self._pod_logs.start()
         self._enqueue(Chore.REFRESH)
 
     def _resume(self, saved: Mapping[str, Any] | None) -> Engine:
@@ -290,36 +288,14 @@ class Pipeline:
         # Jobs are remembered only to map log lines to them: without a log source, the
         # memory (one entry per Job in the cluster) is not spent.
         if isinstance(fact, JobSeen) and (self._logs is not None or self._pod_logs is not None):
-            key = (fact.namespace, fact.name)
-            previous = self._known_jobs.get(key)
-            finished = fact.outcome != "running"
-            if (
-                finished
-                and self._pod_logs is not None
-                and (previous is None or previous.outcome == "running")
-            ):
-                self._poll_soon("pod-logs")
-            self._known_jobs[key] = fact
-            self._known_jobs.move_to_end(key)
-            if len(self._known_jobs) > KNOWN_JOBS_LIMIT:
-                self._known_jobs.popitem(last=False)
+            self._jobs_by_name.seen(fact)
         self._queue.put(fact)
 
     def _from_logs(self, fact: Fact) -> None:
         """Tracebacks get their Job's owner and labels, so batches match them like Jobs."""
-        if isinstance(fact, TracebackSeen) and fact.job is not None:
-            job = self._known_jobs.get((fact.namespace, fact.job))
-            if job is not None:
-                fact = dataclasses.replace(fact, cronjob=job.cronjob, labels=dict(job.labels))
+        if isinstance(fact, TracebackSeen):
+            fact = self._jobs_by_name.attribute(fact)
         self._queue.put(fact)
-
-    def job_for_pod(self, namespace: str, pod: str) -> str | None:
-        """A Job's pods are named `<job>-<suffix>` (indexed Jobs: `<job>-<index>-<suffix>`)."""
-        for cut in (1, 2):
-            parts = pod.rsplit("-", cut)
-            if len(parts) == cut + 1 and (namespace, parts[0]) in self._known_jobs:
-                return parts[0]
-        return None
 
     def reload(self, config: Config) -> None:
         from monitor.core.facts import ConfigReplaced
@@ -455,39 +431,22 @@ class Pipeline:
         )
 
     def _schedule_poll(self, name: str, poll: Callable[[], float], delay: float) -> None:
+        """Run `poll` on the scheduler after `delay` s, then again after what it returns
+        (`poll_once` never raises; if it did, it is retried after the longest backoff)."""
+
         def run() -> None:
-            with self._poll_lock:
-                self._polls_wanted.discard(name)
             try:
                 next_delay = poll()
             except Exception:
                 logger.exception("%s poll failed", name)
-                next_delay = 30.0
+                next_delay = MAX_RETRY_SECONDS
             self._schedule_poll(name, poll, next_delay)
 
-        with self._poll_lock:
-            if not self._scheduler.running:
-                return
-            if name in self._polls_wanted:
-                delay = min(delay, POLL_SOON_SECONDS)
-            self._replace_job(
-                f"poll-{name}", run, DateTrigger(run_date=self._clock() + timedelta(seconds=delay))
-            )
-
-    def _poll_soon(self, name: str) -> None:
-        """A Job just finished: read its pods' logs now, not at the next poll interval.
-
-        A poll in progress may have listed the pods before they finished, so the wish is
-        remembered and honoured when that poll schedules the next one.
-        """
-        with self._poll_lock:
-            self._polls_wanted.add(name)
-            with self._jobs_lock:
-                job = self._jobs.get(f"poll-{name}")
-            soon = self._clock() + timedelta(seconds=POLL_SOON_SECONDS)
-            if job is not None and job.next_run_time is not None and job.next_run_time > soon:
-                with contextlib.suppress(JobLookupError):  # it is running: the wish covers it
-                    job.modify(next_run_time=soon)
+        if not self._scheduler.running:
+            return
+        self._replace_job(
+            f"poll-{name}", run, DateTrigger(run_date=self._clock() + timedelta(seconds=delay))
+        )
 
     # -- state and status ------------------------------------------------------------------
 

@@ -271,6 +271,7 @@ class Demo:
                     text=text,
                     timestamp=moment + timedelta(milliseconds=index),
                     job=job,
+                    job_uid=pod["metadata"]["labels"]["controller-uid"],
                     cluster=CLUSTER,
                     project=PROJECT,
                 )

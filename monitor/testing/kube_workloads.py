@@ -133,8 +133,38 @@ def pod_object(job: JsonObject, index: int) -> JsonObject:
             ],
         },
         "spec": dict(template["spec"]),
-        "status": {"phase": "Running", "startTime": job["status"]["startTime"]},
+        "status": {
+            "phase": "Running",
+            "startTime": job["status"]["startTime"],
+            "containerStatuses": [
+                {
+                    "name": container["name"],
+                    "ready": True,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": job["status"]["startTime"]}},
+                }
+                for container in template["spec"]["containers"]
+            ],
+        },
     }
+
+
+def _terminate(pod: JsonObject, phase: str, at: datetime) -> None:
+    """The kubelet's view of a pod whose containers all ended (exit 0 or 1)."""
+    status = pod["status"]
+    status["phase"] = phase
+    code = 0 if phase == "Succeeded" else 1
+    for container in status.get("containerStatuses") or []:
+        started = (container.get("state", {}).get("running") or {}).get("startedAt")
+        container["ready"] = False
+        container["state"] = {
+            "terminated": {
+                "exitCode": code,
+                "reason": "Completed" if code == 0 else "Error",
+                "startedAt": started or rfc3339(at),
+                "finishedAt": rfc3339(at),
+            }
+        }
 
 
 def _condition(kind: str, reason: str, message: str, at: datetime) -> JsonObject:
@@ -284,12 +314,31 @@ class JobController:
             self.store.delete(PODS, namespace, pod["metadata"]["name"])
 
     def _finish_pods(self, namespace: str, job_name: str, phase: str) -> None:
+        now = datetime.now(UTC)
         for pod in self.pods_of(namespace, job_name):
+            if pod["status"].get("phase") in ("Succeeded", "Failed"):
+                continue
 
             def change(obj: JsonObject) -> None:
-                obj["status"]["phase"] = phase
+                _terminate(obj, phase, now)
 
             self.store.modify(PODS, namespace, pod["metadata"]["name"], change)
+
+    def fail_pod(
+        self, namespace: str, pod: str, *, log: Mapping[str, str] | None = None
+    ) -> JsonObject:
+        """One pod of a running Job fails (exit 1) and the Job starts a replacement pod,
+        as with `backoffLimit` > 0; `log` (container -> text) is the failed pod's log,
+        set before it terminates. Returns the replacement pod."""
+        for container, text in (log or {}).items():
+            self.set_pod_log(namespace, pod, container, text)
+        failed = self.store.get("pods", namespace, pod).obj
+        job_name = failed["metadata"]["labels"][JOB_NAME_LABEL]
+        self.store.modify(
+            PODS, namespace, pod, lambda obj: _terminate(obj, "Failed", datetime.now(UTC))
+        )
+        job = self.store.get("jobs", namespace, job_name).obj
+        return self.store.create(PODS, namespace, pod_object(job, 0)).obj
 
     # -- pod logs --------------------------------------------------------------------
     def set_pod_log(

@@ -89,20 +89,25 @@ def container_entry(
     cluster: str = "test-cluster",
     project: str = "test-project",
     job: str | None = None,
+    job_uid: str | None = None,
     labels: Mapping[str, str] | None = None,
     json_message: bool = False,
     insert_id: str | None = None,
 ) -> dict[str, Any]:
     """A LogEntry shaped like the ones GKE writes for a container's stdout/stderr line.
 
-    `job` sets the pod labels GKE copies into `labels` (`k8s-pod/job-name`, and the
-    `batch.kubernetes.io/job-name` one with dots as underscores); `json_message` puts
-    `text` in `jsonPayload.message` instead of `textPayload`.
+    `job` and `job_uid` set the pod labels GKE copies into `labels` (`k8s-pod/job-name`
+    and `k8s-pod/controller-uid`, and their `batch.kubernetes.io/` twins with dots as
+    underscores); `json_message` puts `text` in `jsonPayload.message` instead of
+    `textPayload`.
     """
     entry_labels = {f"k8s-pod/{key}": value for key, value in (labels or {}).items()}
     if job is not None:
         entry_labels["k8s-pod/job-name"] = job
         entry_labels["k8s-pod/batch_kubernetes_io/job-name"] = job
+    if job_uid is not None:
+        entry_labels["k8s-pod/controller-uid"] = job_uid
+        entry_labels["k8s-pod/batch_kubernetes_io/controller-uid"] = job_uid
     stamp = format_rfc3339(timestamp)
     entry: dict[str, Any] = {
         "insertId": insert_id or f"fake-{next(_insert_ids):08d}",

@@ -109,6 +109,7 @@ def test_traceback_from_cloud_logging_shows_the_final_line(logging_stack: LocalS
                 text=line,
                 timestamp=start + timedelta(milliseconds=index),
                 job="score-1",
+                job_uid=pod["metadata"]["labels"]["controller-uid"],
             )
             for index, line in enumerate(lines)
         )
@@ -184,6 +185,7 @@ def test_hostile_cluster_and_log_text_never_reaches_slack_unescaped(
                 text=line,
                 timestamp=start + timedelta(milliseconds=index),
                 job="evil-2",
+                job_uid=pod["metadata"]["labels"]["controller-uid"],
             )
             for index, line in enumerate(lines)
         )

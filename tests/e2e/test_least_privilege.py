@@ -109,6 +109,7 @@ def test_rendered_rbac_is_sufficient_and_minimal(overlay: str, tmp_path: Path) -
                     namespace="ml-batch",
                     pod=pod_name,
                     job="nightly-1",
+                    job_uid=pod["metadata"]["labels"]["controller-uid"],
                     text=TRACEBACK.rstrip("\n"),
                     timestamp=now,
                     json_message=True,

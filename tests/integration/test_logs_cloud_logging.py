@@ -87,7 +87,10 @@ class Harness:
     def lines(
         self, pod: str, text: str, start: datetime, *, container: str = "main", **kwargs: Any
     ) -> list[dict[str, Any]]:
-        """One entry per line, 1 ms apart, as GKE writes a container's stderr."""
+        """One entry per line, 1 ms apart, as GKE writes a container's stderr (a `job`
+        gets its uid label too, as a Job's pods have)."""
+        if "job" in kwargs:
+            kwargs.setdefault("job_uid", f"uid-{kwargs['job']}")
         return [
             container_entry(
                 namespace=NAMESPACE,
@@ -116,7 +119,12 @@ def test_whole_traceback_in_one_entry_sends_the_documented_filter(harness: Harne
     start = ago(5)
     harness.api.add(
         container_entry(
-            namespace=NAMESPACE, pod="train-abc12", text=VALUE_ERROR, timestamp=start, job="train-1"
+            namespace=NAMESPACE,
+            pod="train-abc12",
+            text=VALUE_ERROR,
+            timestamp=start,
+            job="train-1",
+            job_uid="uid-train-1",
         )
     )
     source.poll_once()
@@ -124,6 +132,7 @@ def test_whole_traceback_in_one_entry_sends_the_documented_filter(harness: Harne
     assert (fact.namespace, fact.pod, fact.container, fact.job) == (
         NAMESPACE, "train-abc12", "main", "train-1"
     )  # fmt: skip
+    assert fact.job_uid == "uid-train-1"
     assert fact.first_line == "Traceback (most recent call last):"
     assert fact.final_line == "ValueError: feature table is empty"
     assert abs(fact.time - start) < timedelta(milliseconds=1)
@@ -378,3 +387,17 @@ def test_runs_on_its_own_thread_until_stopped(harness: Harness) -> None:
     finally:
         source.stop()
     assert harness.tracebacks()[0].final_line == "ValueError: feature table is empty"
+
+
+def test_a_job_name_label_without_the_jobs_uid_label_claims_no_job(harness: Harness) -> None:
+    """Kubernetes labels every Job pod with its Job's uid too; a bare pod wearing only
+    another batch's job-name label cannot speak for that Job."""
+    source = harness.source()
+    harness.api.add(
+        container_entry(
+            namespace=NAMESPACE, pod="impostor", text=VALUE_ERROR, timestamp=ago(5), job="train-1"
+        )
+    )
+    source.poll_once()
+    [fact] = harness.tracebacks()
+    assert (fact.pod, fact.job, fact.job_uid) == ("impostor", None, None)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.core.rfc3339 import parse_rfc3339
-from monitor.sources.logs.pods import controlling_job, timestamped_lines
+from monitor.sources.kube.pods import reduce_pod_mapping
+from monitor.sources.logs.pods import timestamped_lines
 
 STAMP = "2026-11-27T09:00:00.123456789Z"
 
@@ -35,20 +36,29 @@ def test_a_line_with_an_unusable_stamp_keeps_the_previous_time() -> None:
     assert lines[1].time == lines[0].time
 
 
-def _pod(labels: dict[str, str], *owners: dict[str, object]) -> dict[str, object]:
-    return {"name": "p", "namespace": "ml", "labels": labels, "ownerReferences": list(owners)}
+def controlling_job(labels: dict[str, str], *owners: dict[str, object]) -> str | None:
+    meta = {"name": "p", "namespace": "ml", "uid": "u", "labels": labels}
+    pod = reduce_pod_mapping({"metadata": {**meta, "ownerReferences": list(owners)}})
+    assert (pod.job is None) == (pod.job_uid is None)
+    return pod.job
 
 
-JOB_OWNER = {"apiVersion": "batch/v1", "kind": "Job", "name": "daily-1", "controller": True}
+JOB_OWNER = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "name": "daily-1",
+    "uid": "job-uid",
+    "controller": True,
+}
 
 
 def test_a_pod_belongs_to_the_job_that_controls_it_not_to_its_label() -> None:
     label = {"batch.kubernetes.io/job-name": "daily-1"}
-    assert controlling_job(_pod(label, JOB_OWNER)) == "daily-1"
-    assert controlling_job(_pod(label)) is None  # a bare pod wearing the label
+    assert controlling_job(label, JOB_OWNER) == "daily-1"
+    assert controlling_job(label) is None  # a bare pod wearing the label
     forged = {**JOB_OWNER, "controller": False}
-    assert controlling_job(_pod(label, forged)) is None
+    assert controlling_job(label, forged) is None
     other = {**JOB_OWNER, "name": "other-7"}
-    assert controlling_job(_pod(label, other)) is None  # the label and the owner disagree
+    assert controlling_job(label, other) is None  # the label and the owner disagree
     replica_set = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "daily-1"}
-    assert controlling_job(_pod(label, {**replica_set, "controller": True})) is None
+    assert controlling_job(label, {**replica_set, "controller": True}) is None

@@ -23,8 +23,14 @@ from msgspec import Raw
 
 from monitor.core.facts import JobOutcome, JobSeen
 from monitor.sources.kube.decode import DecodeError, ListMetadata, ObjectMetadata
-from monitor.sources.kube.reduce import MalformedRun, owner_named, parse_time, text_field
-from monitor.sources.kube.resources import RunCodec, WatchedResource
+from monitor.sources.kube.reduce import (
+    MalformedRun,
+    owner_named,
+    parse_time,
+    settle_job,
+    text_field,
+)
+from monitor.sources.kube.resources import Codec, WatchedResource
 
 CRON_WORKFLOW_LABEL = "workflows.argoproj.io/cron-workflow"
 TEMPLATE_LABELS = (
@@ -134,16 +140,17 @@ def reduce_workflow_mapping(obj: Any) -> JobSeen:
         raise MalformedRun(str(error)) from error
 
 
-WORKFLOWS = WatchedResource(
+WORKFLOWS: WatchedResource[JobSeen] = WatchedResource(
     noun="Workflow",
     group="argoproj.io",
     version="v1alpha1",
     plural="workflows",
-    codec=RunCodec(
+    codec=Codec(
         decode_page=_page.decode,
         decode_event=_event.decode,
         reduce_document=reduce_workflow,
         reduce_raw=reduce_raw_workflow,
         reduce_mapping=reduce_workflow_mapping,
+        settle=settle_job,
     ),
 )

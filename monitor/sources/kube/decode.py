@@ -28,6 +28,8 @@ class OwnerReference(msgspec.Struct, rename="camel", gc=False):
     kind: Any = None
     name: Any = None
     controller: Any = None
+    uid: Any = None
+    api_version: Any = None
 
 
 class ObjectMetadata(msgspec.Struct, rename="camel", gc=False):

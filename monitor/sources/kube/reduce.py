@@ -16,6 +16,7 @@ Anything that is not shaped like a Job raises `MalformedRun`; callers log and sk
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -171,6 +172,21 @@ def reduce_document(job: JobDocument) -> JobSeen:
             if meta.creation_timestamp
             else None
         ),
+    )
+
+
+def settle_job(previous: JobSeen | None, seen: JobSeen) -> JobSeen:
+    """A decided outcome never changes: later copies keep the first outcome and its time
+    (a Job's conditions can gain a contradicting entry; the first decision stands)."""
+    if previous is None or previous.outcome == "running":
+        return seen
+    return replace(
+        seen,
+        outcome=previous.outcome,
+        completion_time=previous.completion_time,
+        reason=previous.reason,
+        message=previous.message,
+        failed_at=previous.failed_at,
     )
 
 

@@ -26,38 +26,45 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 import urllib3
-from kubernetes.client import CustomObjectsApi
+from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 from msgspec import Raw
 
-from monitor.core.facts import Fact, JobGone, JobSeen
-from monitor.sources.base import Backoff
+from monitor.sources.base import Backoff, supervised
 from monitor.sources.kube.decode import DecodeError, ListMetadata, decode_page
 from monitor.sources.kube.plumbing import discard_response, fewer_collections, in_background
 from monitor.sources.kube.reduce import MalformedRun, job_key
-from monitor.sources.kube.resources import WatchedResource
+from monitor.sources.kube.resources import Item, ItemT, WatchedResource
 
 logger = logging.getLogger(__name__)
+
+ItemContra = TypeVar("ItemContra", bound=Item, contravariant=True)
 
 #: Expiries in a row (no working watch in between) from which the scope is reported down.
 EXPIRY_LOOP = 3
 
 
-class ReflectorSink(Protocol):
+class ReflectorSink(Protocol[ItemContra]):
     """Where a reflector reports; implemented by the source that owns it."""
 
     lock: threading.RLock
 
-    def emit(self, fact: Fact) -> None: ...
-    def contact(self, ok: bool, detail: str = "") -> None: ...
+    def emit(self, item: ItemContra) -> None:
+        """A new or changed object."""
+
+    def vanished(self, item: ItemContra) -> None:
+        """An object deleted (after its last state was emitted) or missing from a relist."""
+
+    def contact(self, ok: bool, detail: str = "") -> None:
+        """A request succeeded or failed."""
 
 
 @dataclass(frozen=True)
@@ -77,16 +84,16 @@ class WatchExpired(Exception):
     """The resourceVersion we resume from is older than the server's history."""
 
 
-class Reflector:
-    """Keeps one scope's runs of one resource delivered to `sink`; `run` loops until
+class Reflector(Generic[ItemT]):
+    """Keeps one scope's objects of one resource delivered to `sink`; `run` loops until
     `stopped` is set (and raises only on a bug, for the supervisor to restart it)."""
 
     def __init__(
         self,
-        api: CustomObjectsApi,
-        resource: WatchedResource,
+        api_client: ApiClient,
+        resource: WatchedResource[ItemT],
         namespace: str | None,
-        sink: ReflectorSink,
+        sink: ReflectorSink[ItemT],
         settings: ReflectorSettings,
         stopped: threading.Event,
         rng: random.Random,
@@ -95,13 +102,13 @@ class Reflector:
         self.resource = resource
         self.scope = f'namespace "{namespace}"' if namespace else "all namespaces"
         self.name = f"{resource.plural}/{namespace or '*'}"
-        self._api = api
+        self._list = resource.lister(api_client, namespace)
         self._codec = resource.codec
         self._sink = sink
         self._settings = settings
         self._stopped = stopped
         self._rng = rng
-        self._known: dict[str, JobSeen] = {}
+        self._known: dict[str, ItemT] = {}
         self._response: Any = None
         self.synced = False  # one full list delivered
         self.resource_version = ""  # where a resumed watch would start
@@ -239,12 +246,9 @@ class Reflector:
 
     # -- list -------------------------------------------------------------------------
     def _call(self, **kwargs: Any) -> Any:
-        group, version, plural = self.resource.group, self.resource.version, self.resource.plural
-        if self.namespace is None:
-            return self._api.list_cluster_custom_object(group, version, plural, **kwargs)
-        return self._api.list_namespaced_custom_object(
-            group, version, self.namespace, plural, **kwargs
-        )
+        if self.resource.label_selector is not None:
+            kwargs["label_selector"] = self.resource.label_selector
+        return self._list(**kwargs)
 
     def current_version(self, read_timeout: float = 5.0) -> int | None:
         """The collection's resourceVersion now (a one-item list: a consistent read), as an
@@ -293,8 +297,7 @@ class Reflector:
             raise ValueError("the Job list carried no resourceVersion")
         with self._sink.lock:
             for uid in [uid for uid in self._known if uid not in listed]:
-                gone = self._known.pop(uid)
-                self._sink.emit(JobGone(uid=uid, namespace=gone.namespace, name=gone.name))
+                self._sink.vanished(self._known.pop(uid))
             self.applied_version = _integer(resource_version)
         self.synced = True
         self.resource_version = resource_version
@@ -333,7 +336,7 @@ class Reflector:
                 upcoming.add_done_callback(discard_response)
         return resource_version
 
-    def _decode_page(self, body: bytes) -> tuple[ListMetadata, list[JobSeen]]:
+    def _decode_page(self, body: bytes) -> tuple[ListMetadata, list[ItemT]]:
         """The page's metadata and its runs, reduced; malformed ones are logged and skipped.
 
         The whole page is decoded in one go; if any item does not fit the projection it
@@ -471,23 +474,22 @@ class Reflector:
             self._apply(kind, seen)
         return new_version
 
-    def _apply(self, kind: str, seen: JobSeen) -> None:
+    def _apply(self, kind: str, seen: ItemT) -> None:
         if kind == "DELETED":
             self._deliver(seen, always=True)
-            self._known.pop(seen.uid, None)
-            self._sink.emit(JobGone(uid=seen.uid, namespace=seen.namespace, name=seen.name))
+            self._sink.vanished(self._known.pop(seen.uid, seen))
         elif kind in ("ADDED", "MODIFIED"):
             self._deliver(seen)
 
     # -- delivery ---------------------------------------------------------------------
-    def _reduce(self, obj: Any) -> JobSeen | None:
+    def _reduce(self, obj: Any) -> ItemT | None:
         try:
             return self._codec.reduce_mapping(obj)
         except MalformedRun as error:
             self._skip(obj, error)
             return None
 
-    def _reduce_raw(self, raw: Raw) -> JobSeen | None:
+    def _reduce_raw(self, raw: Raw) -> ItemT | None:
         try:
             return self._codec.reduce_raw(raw)
         except MalformedRun as error:
@@ -509,22 +511,42 @@ class Reflector:
             error,
         )
 
-    def _deliver(self, seen: JobSeen, always: bool = False) -> None:
-        """Emit `seen` unless it repeats what was delivered; a decided outcome never changes."""
+    def _deliver(self, seen: ItemT, always: bool = False) -> None:
+        """Emit `seen` (as the codec settles it) unless it repeats what was delivered."""
         previous = self._known.get(seen.uid)
-        if previous is not None and previous.outcome != "running":
-            seen = replace(
-                seen,
-                outcome=previous.outcome,
-                completion_time=previous.completion_time,
-                reason=previous.reason,
-                message=previous.message,
-                failed_at=previous.failed_at,
-            )
+        seen = self._codec.settle(previous, seen)
         if seen == previous and not always:
             return
         self._sink.emit(seen)
         self._known[seen.uid] = seen  # only once emitted: a failed emit is retried by a relist
+
+
+def reader_threads(
+    reflectors: Sequence[Reflector[ItemT]],
+    stopped: threading.Event,
+    on_crash: Callable[[Reflector[ItemT], BaseException], None],
+    settings: ReflectorSettings,
+    rng: random.Random,
+) -> list[threading.Thread]:
+    """One supervised daemon thread per reflector (not started): a reader that raises is
+    logged, handed to `on_crash` after `recover()`, and restarted with backoff."""
+    threads = []
+    for reflector in reflectors:
+
+        def crashed(error: BaseException, reflector: Reflector[ItemT] = reflector) -> None:
+            reflector.recover()
+            on_crash(reflector, error)
+
+        body = supervised(
+            reflector.run,
+            f"{reflector.resource.noun} reader on {reflector.scope}",
+            stopped,
+            on_crash=crashed,
+            backoff=Backoff(settings.backoff_initial, settings.backoff_max, rng),
+        )
+        name = f"kube-{reflector.resource.plural}-{reflector.namespace or 'all'}"
+        threads.append(threading.Thread(target=body, name=name, daemon=True))
+    return threads
 
 
 def _lines(response: Any) -> Iterator[list[bytes]]:

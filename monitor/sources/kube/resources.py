@@ -1,12 +1,14 @@
-"""What a reflector watches: one resource's API path, and how its bodies become runs.
+"""What a reflector watches: one resource's API path, and how its bodies become items.
 
-A reflector lists and watches any resource through the same generic endpoints
-(`/apis/{group}/{version}[/namespaces/{ns}]/{plural}`), so batch/v1 Jobs and Argo
-Workflows share one list/watch/relist implementation; only the decoding differs. A
-`RunCodec` is that difference: typed projections of a list page and a watch event (the
-fast path), and reductions of one object, from a projection, raw bytes or a parsed dict
-(the slow paths, for an item that does not fit). Every reduction raises `MalformedRun`
-for an object that cannot be a run.
+A reflector lists and watches any resource through the same endpoints
+(`/apis/{group}/{version}[/namespaces/{ns}]/{plural}`, or `/api/v1/...` for the core
+group), so batch/v1 Jobs, Argo Workflows and Job pods share one list/watch/relist
+implementation; only the decoding differs. A `Codec` is that difference: typed
+projections of a list page and a watch event (the fast path), reductions of one object
+to an item (a frozen value with uid, namespace and name), from a projection, raw bytes
+or a parsed dict (the slow paths, for an object that does not fit), and how a new copy
+of an item settles against the one delivered before. Every reduction raises
+`MalformedRun` for an object that cannot be an item.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 from msgspec import Raw
 
 from monitor.core.facts import JobSeen
@@ -24,7 +27,21 @@ from monitor.sources.kube.decode import (
     decode_job_event,
     decode_job_page,
 )
-from monitor.sources.kube.reduce import reduce_document, reduce_job, reduce_raw
+from monitor.sources.kube.reduce import reduce_document, reduce_job, reduce_raw, settle_job
+
+
+class Item(Protocol):
+    """What a reflector keeps of one object."""
+
+    @property
+    def uid(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=Item)
 
 
 class Document(Protocol):
@@ -51,43 +68,71 @@ class Event(Protocol[DocumentT]):  # type: ignore[misc]
     def object(self) -> DocumentT: ...
 
 
+def _newest(previous: Any, seen: ItemT) -> ItemT:
+    return seen
+
+
 @dataclass(frozen=True)
-class RunCodec(Generic[DocumentT]):
-    """How one resource's JSON becomes `JobSeen` facts (see the module docstring)."""
+class Codec(Generic[DocumentT, ItemT]):
+    """How one resource's JSON becomes items (see the module docstring)."""
 
     decode_page: Callable[[bytes], Page[DocumentT]]
     decode_event: Callable[[bytes], Event[DocumentT]]
-    reduce_document: Callable[[DocumentT], JobSeen]
-    reduce_raw: Callable[[bytes | Raw], JobSeen]
-    reduce_mapping: Callable[[Any], JobSeen]
+    reduce_document: Callable[[DocumentT], ItemT]
+    reduce_raw: Callable[[bytes | Raw], ItemT]
+    reduce_mapping: Callable[[Any], ItemT]
+    #: (delivered before or None, new copy) -> what to deliver: e.g. a Job's decided
+    #: outcome never changes. Default: the new copy.
+    settle: Callable[[ItemT | None, ItemT], ItemT] = _newest
 
 
 @dataclass(frozen=True)
-class WatchedResource:
-    """A listable, watchable resource whose objects are runs."""
+class WatchedResource(Generic[ItemT]):
+    """A listable, watchable resource and how its objects become items."""
 
     noun: str  # "Job": how log lines name one object
-    group: str
+    group: str  # "" for the core group
     version: str
     plural: str
-    codec: RunCodec[Any]
+    codec: Codec[Any, ItemT]
+    label_selector: str | None = None  # only objects with these labels are listed
 
     @property
     def qualified(self) -> str:
         """`jobs.batch`: how RBAC and the API server's messages name the resource."""
-        return f"{self.plural}.{self.group}"
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def lister(self, api_client: ApiClient, namespace: str | None) -> Callable[..., Any]:
+        """The client call that lists (or, with `watch=True`, watches) it in one scope."""
+        group, version, plural = self.group, self.version, self.plural
+        if not group:  # the core group has its own paths: only pods are watched there
+            core = CoreV1Api(api_client)
+            if plural != "pods":
+                raise ValueError(f"core resource {plural!r} is not supported")
+            if namespace is None:
+                return core.list_pod_for_all_namespaces
+            return lambda **kwargs: core.list_namespaced_pod(namespace, **kwargs)
+        custom = CustomObjectsApi(api_client)
+        if namespace is None:
+            return lambda **kwargs: custom.list_cluster_custom_object(
+                group, version, plural, **kwargs
+            )
+        return lambda **kwargs: custom.list_namespaced_custom_object(
+            group, version, namespace, plural, **kwargs
+        )
 
 
-JOBS = WatchedResource(
+JOBS: WatchedResource[JobSeen] = WatchedResource(
     noun="Job",
     group="batch",
     version="v1",
     plural="jobs",
-    codec=RunCodec(
+    codec=Codec(
         decode_page=decode_job_page,
         decode_event=decode_job_event,
         reduce_document=reduce_document,
         reduce_raw=reduce_raw,
         reduce_mapping=reduce_job,
+        settle=settle_job,
     ),
 )

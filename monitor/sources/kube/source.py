@@ -40,11 +40,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client import ApiClient, CustomObjectsApi
+from kubernetes.client import ApiClient
 
-from monitor.core.facts import KUBERNETES, Fact, SourceHealth, Watermark
-from monitor.sources.base import MAX_RETRY_SECONDS, Backoff, supervised
-from monitor.sources.kube.reflector import Reflector, ReflectorSettings
+from monitor.core.facts import KUBERNETES, Fact, JobGone, JobSeen, SourceHealth, Watermark
+from monitor.sources.base import MAX_RETRY_SECONDS, supervised
+from monitor.sources.kube.reflector import Reflector, ReflectorSettings, reader_threads
 from monitor.sources.kube.resources import JOBS, WatchedResource
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class KubeRunSource:
         api_client: ApiClient,
         emit: Callable[[Fact], None],
         *,
-        resources: Sequence[WatchedResource] = (JOBS,),
+        resources: Sequence[WatchedResource[JobSeen]] = (JOBS,),
         namespaces: Sequence[str] = (),
         page_size: int = 500,
         silence_timeout: float = 70.0,
@@ -92,8 +92,7 @@ class KubeRunSource:
         self._settle = settle
         self._stopped = threading.Event()
         self._rng = rng or random.Random()
-        self._backoff = (backoff_initial, backoff_max)
-        settings = ReflectorSettings(
+        self._settings = settings = ReflectorSettings(
             page_size=page_size,
             silence_timeout=silence_timeout,
             backoff_initial=backoff_initial,
@@ -101,10 +100,9 @@ class KubeRunSource:
             prefetch_pages=prefetch_pages,
             relax_gc_while_listing=relax_gc_while_listing,
         )
-        api = CustomObjectsApi(api_client)
         scopes: list[str | None] = list(dict.fromkeys(namespaces)) or [None]
         self._reflectors = [
-            Reflector(api, resource, scope, self, settings, self._stopped, self._rng)
+            Reflector(api_client, resource, scope, self, settings, self._stopped, self._rng)
             for resource in resources
             for scope in scopes
         ]
@@ -121,16 +119,9 @@ class KubeRunSource:
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> KubeRunSource:
-        for reflector in self._reflectors:
-            name = f"kube-{reflector.resource.plural}-{reflector.namespace or 'all'}"
-            body = supervised(
-                reflector.run,
-                f"{reflector.resource.noun} reader on {reflector.scope}",
-                self._stopped,
-                on_crash=self._crash_handler(reflector),
-                backoff=Backoff(*self._backoff, self._rng),
-            )
-            self._threads.append(threading.Thread(target=body, name=name, daemon=True))
+        self._threads = reader_threads(
+            self._reflectors, self._stopped, self._crashed_reader, self._settings, self._rng
+        )
         watermark = supervised(
             self._watermark_loop, "Kubernetes watermark", self._stopped, on_crash=_ignore
         )
@@ -180,9 +171,13 @@ class KubeRunSource:
             return self._watermark
 
     # -- what reflectors call (ReflectorSink) -------------------------------------------
-    def emit(self, fact: Fact) -> None:
+    def emit(self, item: JobSeen) -> None:
         with self.lock:
-            self._emit(fact)
+            self._emit(item)
+
+    def vanished(self, item: JobSeen) -> None:
+        with self.lock:
+            self._emit(JobGone(uid=item.uid, namespace=item.namespace, name=item.name))
 
     def contact(self, ok: bool, detail: str = "") -> None:
         """Report a request's success or failure; health facts only on a change.
@@ -215,20 +210,14 @@ class KubeRunSource:
     def _relisted(self, name: str) -> bool:
         return any(r.name == name and r.resource_version for r in self._reflectors)
 
-    def _crash_handler(self, reflector: Reflector) -> Callable[[BaseException], None]:
-        def crashed(error: BaseException) -> None:
-            with self.lock:
-                reflector.recover()
-                self._probes.pop(reflector.name, None)
-                self._crashed.add(reflector.name)
-                self.reader_restarts += 1
-            self.contact(
-                False,
-                f"{reflector.resource.noun} reader on {reflector.scope} "
-                f"crashed ({error!r}); restarting it",
-            )
-
-        return crashed
+    def _crashed_reader(self, reflector: Reflector[JobSeen], error: BaseException) -> None:
+        """A reader raised (it was reset to relist): report it until it has listed again."""
+        with self.lock:
+            self._probes.pop(reflector.name, None)
+            self._crashed.add(reflector.name)
+            self.reader_restarts += 1
+        detail = f"{reflector.resource.noun} reader on {reflector.scope} crashed ({error!r})"
+        self.contact(False, f"{detail}; restarting it")
 
     # -- watermark ------------------------------------------------------------------
     def _watermark_loop(self) -> None:
@@ -258,7 +247,7 @@ class KubeRunSource:
             self._watermark = candidate
             self._emit(Watermark(source=KUBERNETES, seen_up_to=candidate))
 
-    def _progress(self, reflector: Reflector) -> None:
+    def _progress(self, reflector: Reflector[JobSeen]) -> None:
         """The busy rule: resolve this scope's probe if its watch got past it, then send
         the next one."""
         name = reflector.name

@@ -34,15 +34,19 @@ from monitor.core.tracebacks import (
 from monitor.sources.base import PollLoop
 from monitor.sources.logs.cursor import Cursor, PendingTraceback
 from monitor.sources.logs.entries import (
+    JOB_NAME_LABELS,
     MAX_FILTER_CHARS,
     ContainerKey,
     ContainerLine,
+    controller_uid,
     follow_up_filter,
     parse_entry,
     traceback_filter,
 )
 
 logger = logging.getLogger(__name__)
+
+_JOB_NAME_KEYS = tuple(label.removeprefix("k8s-pod/") for label in JOB_NAME_LABELS)
 
 JobLookup = Callable[[str, str], "str | None"]
 Emit = Callable[[Fact], None]
@@ -302,6 +306,11 @@ class CloudLoggingSource:
             job, labels = self._resolve_job(origin), origin.pod_labels
         else:
             job, labels = origin.job, origin.labels
+        job_uid = controller_uid(labels)
+        if job is not None and job_uid is None and any(k in labels for k in _JOB_NAME_KEYS):
+            # A Job's pods always carry its uid label too: a job-name label without one
+            # is a bare pod claiming a Job, which it cannot speak for.
+            job = None
         namespace, pod, container = key
         self._emit(
             TracebackSeen(
@@ -313,6 +322,7 @@ class CloudLoggingSource:
                 first_line=traceback.first_line,
                 final_line=traceback.final_line,
                 labels=dict(labels),
+                job_uid=job_uid if job is not None else None,
             )
         )
 

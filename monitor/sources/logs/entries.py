@@ -24,6 +24,13 @@ logger = logging.getLogger(__name__)
 MAX_FILTER_CHARS = 20_000  # the API's cap on a filter
 POD_LABEL_PREFIX = "k8s-pod/"
 JOB_NAME_LABELS = ("k8s-pod/batch_kubernetes_io/job-name", "k8s-pod/job-name")
+#: The Job's uid, as the pod labels copied by GKE state it (dots of keys as underscores).
+CONTROLLER_UID_LABELS = ("batch_kubernetes_io/controller-uid", "controller-uid")
+
+
+def controller_uid(pod_labels: Mapping[str, str]) -> str | None:
+    """The uid of the Job a pod's labels name (`pod_labels` without GKE's prefix)."""
+    return next((pod_labels[key] for key in CONTROLLER_UID_LABELS if key in pod_labels), None)
 
 ContainerKey = tuple[str, str, str]  # namespace, pod, container
 

@@ -1,23 +1,28 @@
-"""Pod-logs fallback: tracebacks from finished Job pods, read through the Kubernetes API.
+"""Pod-logs source: tracebacks from Job pods' logs, read through the Kubernetes API.
 
 For clusters without Cloud Logging (EKS, kind, on-prem), `kubernetes.pod_logs: true`.
-Each poll lists the Job pods (label `batch.kubernetes.io/job-name`) of the watched
-namespaces as raw JSON; every pod that reached phase Succeeded or Failed and was not
-scanned before has each container's log read once (`timestamps=true`, the last
-`MAX_TAIL_LINES` lines, at most `max_bytes`) and run through the same traceback grouper
-as Cloud Logging. Facts carry the same identity (namespace, pod, container, time of the
-`Traceback` line). Pods already finished at the very first start are only remembered,
-not scanned, so a first start does not alert old tracebacks; `cursor()` keeps the
-scanned pod UIDs so a restart does not scan them again.
+Job pods (label `batch.kubernetes.io/job-name`) of the watched namespaces are listed and
+watched by the shared reflector (`sources.kube`, resource `JOB_PODS`); as soon as a
+container's state is `terminated` — a pod that failed while its Job retries included —
+its log is read once (`timestamps=true`, the last `MAX_TAIL_LINES` lines, at most
+`max_bytes`) on a reader thread and run through the same traceback grouper as Cloud
+Logging. Facts carry the same identity (namespace, pod, container, time of the
+`Traceback` line) and the controlling Job's name and uid (`sources.kube.pods`).
+
+Containers already terminated in the very first list of a first start are only
+remembered, not read, so a first start does not alert old tracebacks; `cursor()` keeps
+the read containers so a restart reads only those that ended meanwhile.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import queue
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client import ApiClient, CoreV1Api
@@ -25,16 +30,15 @@ from kubernetes.client import ApiClient, CoreV1Api
 from monitor.core.facts import Fact, TracebackSeen
 from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
 from monitor.core.tracebacks import LogLine, find_tracebacks
-from monitor.sources.base import PollLoop
+from monitor.sources.base import Backoff, supervised
+from monitor.sources.kube.pods import JOB_PODS, PodSeen
+from monitor.sources.kube.reflector import Reflector, ReflectorSettings, reader_threads
 
 logger = logging.getLogger(__name__)
 
-JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-LEGACY_JOB_NAME_LABEL = "job-name"
-FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 MAX_TAIL_LINES = 5_000
 DEFAULT_MAX_BYTES = 1024 * 1024
-MAX_REMEMBERED_PODS = 20_000
+MAX_REMEMBERED_CONTAINERS = 20_000
 REQUEST_TIMEOUT_SECONDS = 30.0
 
 
@@ -56,25 +60,8 @@ def timestamped_lines(raw: bytes) -> Iterator[LogLine]:
             yield LogLine(last_time, rest)
 
 
-def controlling_job(metadata: Mapping[str, Any]) -> str | None:
-    """The Job a pod belongs to: its controller owner of kind Job, when the job-name label
-    agrees. A label alone proves nothing — anyone may label a bare pod with another batch's
-    Job name — so a pod without that owner belongs to no Job (its tracebacks are unmatched).
-    """
-    labels = metadata.get("labels") or {}
-    named = labels.get(JOB_NAME_LABEL) or labels.get(LEGACY_JOB_NAME_LABEL)
-    for owner in metadata.get("ownerReferences") or []:
-        if not isinstance(owner, Mapping) or not owner.get("controller"):
-            continue
-        if owner.get("kind") == "Job" and str(owner.get("apiVersion", "")).startswith("batch/"):
-            job = owner.get("name")
-            if isinstance(job, str) and job and (named is None or named == job):
-                return job
-    return None
-
-
 class PodLogSource:
-    """Polls finished Job pods and scans each container's log once for tracebacks."""
+    """Watches Job pods and reads each terminated container's log once, for tracebacks."""
 
     def __init__(
         self,
@@ -82,129 +69,167 @@ class PodLogSource:
         namespaces: Sequence[str],
         emit: Callable[[Fact], None],
         *,
-        poll_interval: timedelta = timedelta(seconds=15),
         max_bytes: int = DEFAULT_MAX_BYTES,
         cursor: Mapping[str, Any] | None = None,
+        settings: ReflectorSettings | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        self.lock = threading.RLock()
         self._core = CoreV1Api(api_client)
         self.namespaces = tuple(namespaces)
         self._emit = emit
-        self.poll_interval = poll_interval
         self.max_bytes = max_bytes
-        self._lock = threading.Lock()
-        self._scanned: dict[str, str] = {}  # pod uid -> when it was seen finished
-        self._baseline_done = False
-        self._loop = PollLoop(self.poll_once, "pod-logs", poll_interval.total_seconds())
+        self._settings = settings or ReflectorSettings()
+        self._rng = rng or random.Random()
+        self._stopped = threading.Event()
+        scopes: list[str | None] = list(dict.fromkeys(namespaces)) or [None]
+        self._reflectors = [
+            Reflector(api_client, JOB_PODS, scope, self, self._settings, self._stopped, self._rng)
+            for scope in scopes
+        ]
+        self._reads: queue.SimpleQueue[tuple[PodSeen, str] | None] = queue.SimpleQueue()
+        self._scanned: dict[str, str] = {}  # "<pod uid>/<container>" -> when it was read
+        self._queued: set[str] = set()
+        self._baseline_done = False  # a restored cursor: nothing found is old news
+        self._threads: list[threading.Thread] = []
+        self._reachable: bool | None = None
         if cursor:
             self.restore(cursor)
 
+    # -- state -----------------------------------------------------------------------
     def cursor(self) -> dict[str, Any]:
-        with self._lock:
-            return {"version": 1, "scanned": dict(self._scanned)}
+        with self.lock:
+            return {"version": 2, "scanned": dict(self._scanned)}
 
     def restore(self, saved: Mapping[str, Any]) -> None:
+        """Version 1 kept pod uids (every container of the pod was read), version 2 keeps
+        `<pod uid>/<container>`; both are understood."""
         try:
-            scanned = {str(uid): str(at) for uid, at in dict(saved["scanned"]).items()}
+            scanned = {str(key): str(at) for key, at in dict(saved["scanned"]).items()}
         except (KeyError, TypeError, ValueError) as error:
             logger.warning("ignoring unreadable pod-log cursor: %s", error)
             return
-        with self._lock:
+        with self.lock:
             self._scanned = scanned
             self._baseline_done = True
 
-    def poll_once(self) -> float:
-        """Scan newly finished pods; seconds until the next poll is due."""
-        with self._lock:
-            try:
-                pods = list(self._finished_pods())
-            except Exception as error:
-                logger.warning("listing Job pods failed: %s", error)
-                return self.poll_interval.total_seconds()
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> PodLogSource:
+        self._threads = reader_threads(
+            self._reflectors, self._stopped, self._crashed, self._settings, self._rng
+        )
+        reader = supervised(
+            self._read_loop, "pod log reader", self._stopped, on_crash=_ignore, backoff=Backoff()
+        )
+        self._threads.append(threading.Thread(target=reader, name="pod-logs", daemon=True))
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopped.set()
+        self._reads.put(None)
+        for reflector in self._reflectors:
+            reflector.stop()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    @property
+    def synced(self) -> bool:
+        return all(reflector.synced for reflector in self._reflectors)
+
+    @property
+    def idle(self) -> bool:
+        """Every terminated container seen so far has been read (for tests and stop)."""
+        with self.lock:
+            return not self._queued
+
+    # -- what reflectors call (ReflectorSink) -------------------------------------------
+    def emit(self, item: PodSeen) -> None:
+        with self.lock:
             now = format_rfc3339(datetime.now(UTC))
-            for pod in pods:
-                uid = pod["metadata"]["uid"]
-                if uid in self._scanned:
+            first_list = not self._baseline_done and not self._listed(item.namespace)
+            for container in item.terminated:
+                key = f"{item.uid}/{container}"
+                if key in self._scanned or key in self._queued or item.uid in self._scanned:
                     continue
-                if self._baseline_done:
-                    self._scan(pod)
-                self._scanned[uid] = now
-            self._baseline_done = True
-            if len(self._scanned) > MAX_REMEMBERED_PODS:
-                newest = sorted(self._scanned.items(), key=lambda item: item[1])
-                self._scanned = dict(newest[-MAX_REMEMBERED_PODS:])
-        return self.poll_interval.total_seconds()
+                if first_list:
+                    self._remember(key, now)
+                else:
+                    self._queued.add(key)
+                    self._reads.put((item, container))
 
-    def start(self) -> None:
-        """Poll on a daemon thread until `stop()`."""
-        self._loop.start()
+    def vanished(self, item: PodSeen) -> None:
+        """A deleted pod's last state was emitted first; nothing more to do."""
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._loop.stop(timeout)
+    def contact(self, ok: bool, detail: str = "") -> None:
+        """The Job source reports the API's health; this logs only the changes."""
+        if ok != self._reachable:
+            self._reachable = ok
+            if not ok:
+                logger.warning("pod watch: %s", detail)
 
-    def _list_raw(self, namespace: str | None) -> list[Any]:
-        kwargs: dict[str, Any] = {
-            "label_selector": JOB_NAME_LABEL,
-            "_preload_content": False,
-            "_request_timeout": REQUEST_TIMEOUT_SECONDS,
-        }
-        response: Any  # raw urllib3 response (`_preload_content=False`)
-        if namespace is None:
-            response = self._core.list_pod_for_all_namespaces(**kwargs)
-        else:
-            response = self._core.list_namespaced_pod(namespace, **kwargs)
-        items = json.loads(response.data).get("items")
-        return items if isinstance(items, list) else []
+    def _listed(self, namespace: str) -> bool:
+        return any(r.synced and r.namespace in (None, namespace) for r in self._reflectors)
 
-    def _finished_pods(self) -> Iterator[dict[str, Any]]:
-        scopes: Sequence[str | None] = self.namespaces or (None,)
-        for namespace in scopes:
-            for pod in self._list_raw(namespace):
-                try:
-                    phase = pod["status"]["phase"]
-                    if not isinstance(pod["metadata"]["uid"], str):
-                        raise TypeError("uid is not a string")
-                except (KeyError, TypeError):
-                    logger.warning("skipping malformed pod object: %.300r", pod)
-                    continue
-                if phase in FINISHED_PHASES:
-                    yield pod
+    def _crashed(self, reflector: Reflector[PodSeen], error: BaseException) -> None:
+        logger.error("pod watch on %s restarts after %r", reflector.scope, error)
 
-    def _scan(self, pod: Mapping[str, Any]) -> None:
-        metadata = pod["metadata"]
-        namespace, name = metadata.get("namespace"), metadata.get("name")
-        labels = metadata.get("labels") or {}
-        job = controlling_job(metadata)
-        containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-        for container in containers:
-            if not isinstance(container, str):
-                continue
+    def _remember(self, key: str, at: str) -> None:
+        self._scanned[key] = at
+        if len(self._scanned) > 2 * MAX_REMEMBERED_CONTAINERS:  # amortised trim, oldest out
+            newest = sorted(self._scanned.items(), key=lambda item: item[1])
+            self._scanned = dict(newest[-MAX_REMEMBERED_CONTAINERS:])
+
+    # -- reading logs -----------------------------------------------------------------
+    def _read_loop(self) -> None:
+        while not self._stopped.is_set():
+            task = self._reads.get()
+            if task is None:
+                return
+            pod, container = task
+            key = f"{pod.uid}/{container}"
             try:
-                response: Any = self._core.read_namespaced_pod_log(
-                    name,
-                    namespace,
+                self._scan(pod, container)
+            finally:
+                with self.lock:
+                    self._queued.discard(key)
+                    self._remember(key, format_rfc3339(datetime.now(UTC)))
+
+    def _scan(self, pod: PodSeen, container: str) -> None:
+        try:
+            response: Any = self._core.read_namespaced_pod_log(
+                pod.name,
+                pod.namespace,
+                container=container,
+                timestamps=True,
+                tail_lines=MAX_TAIL_LINES,
+                limit_bytes=self.max_bytes,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            raw: bytes = response.data
+        except Exception as error:
+            logger.warning(
+                "reading log of %s/%s[%s] failed: %s", pod.namespace, pod.name, container, error
+            )
+            return
+        for traceback in find_tracebacks(timestamped_lines(raw[: self.max_bytes])):
+            self._emit(
+                TracebackSeen(
+                    namespace=pod.namespace,
+                    pod=pod.name,
                     container=container,
-                    timestamps=True,
-                    tail_lines=MAX_TAIL_LINES,
-                    limit_bytes=self.max_bytes,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT_SECONDS,
+                    job=pod.job,
+                    time=traceback.time,
+                    first_line=traceback.first_line,
+                    final_line=traceback.final_line,
+                    labels={str(k): str(v) for k, v in pod.labels.items()},
+                    job_uid=pod.job_uid,
                 )
-                raw: bytes = response.data
-            except Exception as error:
-                logger.warning(
-                    "reading log of %s/%s[%s] failed: %s", namespace, name, container, error
-                )
-                continue
-            for traceback in find_tracebacks(timestamped_lines(raw[: self.max_bytes])):
-                self._emit(
-                    TracebackSeen(
-                        namespace=namespace,
-                        pod=name,
-                        container=container,
-                        job=job,
-                        time=traceback.time,
-                        first_line=traceback.first_line,
-                        final_line=traceback.final_line,
-                        labels={str(k): str(v) for k, v in labels.items()},
-                    )
-                )
+            )
+
+
+def _ignore(_: BaseException) -> None:
+    """The log reader keeps no state a crash could corrupt."""
