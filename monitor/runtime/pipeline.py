@@ -106,7 +106,7 @@ def render_settings(config: Config) -> RenderSettings:
 class Timings:
     """Knobs tests shorten; defaults are the production values."""
 
-    watermark_margin: timedelta = timedelta(seconds=1)
+    watermark_margin: timedelta = timedelta(seconds=1.25)  # see docs/kubernetes.md
     watermark_interval: float = 0.25
     silence_timeout: float = 70.0
 

@@ -5,9 +5,10 @@ stand in for the Kubernetes API, Slack and Cloud Logging in this process, and
 `sla-monitor run` runs as a subprocess against them through its ordinary seams. A script
 then plays Jobs and log lines against deadlines a few seconds apart: one batch on time,
 one late then recovered, one failing with BackoffLimitExceeded, one logging a traceback,
-and a freshness batch going stale and recovering. Every message that reaches the fake
-Slack is printed as its plain-text fallback, as it arrives; the status page's URL is
-printed first. The demo ends by itself; Ctrl-C (or SIGTERM) ends it and the daemon.
+an Argo Workflow batch whose run fails, and a freshness batch going stale and recovering.
+Every message that reaches the fake Slack is printed as its plain-text fallback, as it
+arrives; the status page's URL is printed first. The demo ends by itself; Ctrl-C (or
+SIGTERM) ends it and the daemon.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ NAMESPACE = "ml-batch"
 ALERTS, ERRORS = "ml-batch-alerts", "ml-batch-errors"
 PROJECT, CLUSTER = "demo-project", "demo-cluster"
 #: Every post the script provokes, by kind; the demo succeeds when all have arrived.
-EXPECTED = {"job_failed": 1, "missed_deadline": 1, "traceback": 1, "stale": 1, "recovered": 2}
+EXPECTED = {"job_failed": 2, "missed_deadline": 1, "traceback": 1, "stale": 1, "recovered": 2}
 TRACEBACK = [
     "Traceback (most recent call last):",
     '  File "/app/score.py", line 88, in <module>',
@@ -186,6 +187,7 @@ class Demo:
             "timezone": "UTC",
             "slack": {"channel": f"#{ALERTS}"},
             "kubernetes": {"namespaces": [NAMESPACE]},
+            "argo": {"enabled": True},
             "cloud_logging": {
                 "project": PROJECT,
                 "cluster": CLUSTER,
@@ -199,6 +201,12 @@ class Demo:
                 batch("train-model", deadline=later, slack=errors),
                 batch("score-users", deadline=later, slack=errors),
                 batch("feature-refresh", freshness=f"{self.pace.freshness}s"),
+                {
+                    "name": "nightly-pipeline",
+                    "match": {"namespace": NAMESPACE, "workflow": "nightly-pipeline"},
+                    "deadline": later,
+                    "slack": errors,
+                },
             ],
         }
 
@@ -225,7 +233,7 @@ class Demo:
     # -- the script --------------------------------------------------------------------------
 
     def script(self, start: datetime) -> list[Step]:
-        jobs = self.stack.kube.jobs
+        jobs, flows = self.stack.kube.jobs, self.stack.kube.workflows
         recommend, build = self.instant(start, 12), self.instant(start, 15)
         bound = self.pace.freshness
         return [
@@ -238,8 +246,13 @@ class Demo:
             Step(3, "train-model-1 starts", lambda: self.create("train-model-1")),
             Step(5, "recommend-daily-1 completes before its deadline: no alert",
                  lambda: jobs.complete_job(NAMESPACE, "recommend-daily-1")),
+            Step(4, "nightly-pipeline-7k2p starts (an Argo Workflow of a CronWorkflow)",
+                 lambda: self.submit("nightly-pipeline-7k2p")),
             Step(10, "train-model-1 fails: BackoffLimitExceeded",
                  lambda: jobs.fail_job(NAMESPACE, "train-model-1")),
+            Step(13, "nightly-pipeline-7k2p fails: phase Failed",
+                 lambda: flows.finish(NAMESPACE, "nightly-pipeline-7k2p", "Failed",
+                                      message="child 'nightly-pipeline-7k2p-train' failed")),
             Step(12.5, f"recommend-daily's {recommend:%H:%M:%S} deadline passed, met: silence"),
             Step(15, f"feature-build's {build:%H:%M:%S} deadline passes with no completion"),
             Step(17, "score-users-1 starts", lambda: self.create("score-users-1")),
@@ -254,6 +267,10 @@ class Demo:
 
     def create(self, job: str) -> None:
         self.stack.kube.jobs.create_job(NAMESPACE, job, cronjob=job.rsplit("-", 1)[0])
+
+    def submit(self, workflow: str) -> None:
+        family = workflow.rsplit("-", 1)[0]
+        self.stack.kube.workflows.submit(NAMESPACE, workflow, cron_workflow=family)
 
     def succeed(self, job: str) -> None:
         self.create(job)

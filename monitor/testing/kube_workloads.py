@@ -139,6 +139,8 @@ def pod_object(job: JsonObject, index: int) -> JsonObject:
             "containerStatuses": [
                 {
                     "name": container["name"],
+                    "image": container["image"],
+                    "imageID": f"{container['image']}@sha256:{'0' * 64}",
                     "ready": True,
                     "restartCount": 0,
                     "state": {"running": {"startedAt": job["status"]["startTime"]}},

@@ -66,7 +66,7 @@ def test_the_fast_demo_prints_every_scripted_alert_once_and_exits_0() -> None:
     assert "status page  http://127.0.0.1:" in text
     printed = [m.groups() for line in output.lines if (m := ALERT.match(line))]
     assert Counter(kind for kind, _ in printed) == {
-        "job_failed": 1,
+        "job_failed": 2,  # a Job's BackoffLimitExceeded and an Argo Workflow's phase Failed
         "missed_deadline": 1,
         "traceback": 1,
         "stale": 1,
@@ -74,6 +74,7 @@ def test_the_fast_demo_prints_every_scripted_alert_once_and_exits_0() -> None:
     }, text
     channels = dict(printed)
     assert channels["job_failed"] == channels["traceback"] == "ml-batch-errors"
+    assert "Workflow failed: ml-batch/nightly-pipeline-7k2p (Failed)" in text
     assert channels["missed_deadline"] == channels["stale"] == "ml-batch-alerts"
     assert "(BackoffLimitExceeded)" in text
     assert "KeyError: 'user_embedding_v2'" in text

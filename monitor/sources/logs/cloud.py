@@ -6,8 +6,11 @@ either parses a whole traceback out of one message or, because GKE writes one en
 stdout line, opens a follow-up for that container: one extra request per poll fetches
 the lines after every open traceback (all containers in one OR-ed filter) and feeds them
 to `TracebackGrouper` until the final exception line has settled. So the steady state is
-one request per `poll_interval`, two while tracebacks are being assembled; a 429
-RESOURCE_EXHAUSTED (no Retry-After on this API) doubles the delay up to `MAX_BACKOFF`.
+one request per `poll_interval`, two while tracebacks are being assembled. Failures back
+off by kind: an unreachable or failing service (connection errors, 5xx) with the shared
+`Backoff`, at most 5 s apart so it is used again promptly once it answers; a 429
+RESOURCE_EXHAUSTED (no Retry-After on this API) doubles the delay from the poll interval
+up to `QUOTA_BACKOFF` (the quota is per minute); a refused query (400) waits `MAX_BACKOFF`.
 
 `poll_once()` is the unit of work (returns the seconds until the next poll is due);
 `start()`/`stop()` run it on a thread. `cursor()` is a JSON-able dict to save with the
@@ -31,7 +34,7 @@ from monitor.core.tracebacks import (
     find_tracebacks,
     message_lines,
 )
-from monitor.sources.base import PollLoop
+from monitor.sources.base import Backoff, PollLoop
 from monitor.sources.logs.cursor import Cursor, PendingTraceback
 from monitor.sources.logs.entries import (
     JOB_NAME_LABELS,
@@ -55,6 +58,7 @@ PAGE_SIZE = 1000  # the API's maximum
 MAX_PAGES_PER_POLL = 5
 MAX_FOLLOW_UPS_PER_REQUEST = 40  # keeps the OR-ed filter far below 20,000 characters
 MAX_BACKOFF = timedelta(minutes=5)
+QUOTA_BACKOFF = timedelta(minutes=1)
 REQUEST_TIMEOUT_SECONDS = 30.0
 
 
@@ -111,6 +115,7 @@ class CloudLoggingSource:
         self._cursor = Cursor.restore(cursor, default_checked=now)
         self._groupers: dict[ContainerKey, TracebackGrouper] = {}
         self._failures = 0
+        self._backoff = Backoff()
         self._retry_at: datetime | None = None
         self._last_contact: datetime | None = None
         self._reachable: bool | None = None
@@ -328,6 +333,7 @@ class CloudLoggingSource:
 
     def _succeeded(self, now: datetime, complete: bool) -> None:
         self._failures = 0
+        self._backoff.reset()
         self._retry_at = None
         self._last_contact = now
         if self._reachable is not True:
@@ -338,8 +344,11 @@ class CloudLoggingSource:
 
     def _failed(self, now: datetime, error: Exception) -> float:
         self._failures += 1
-        delay = min(self.settings.poll_interval * (1 << min(self._failures, 10)), MAX_BACKOFF)
         status = getattr(error, "code", None)
+        delay = timedelta(seconds=self._backoff.next_delay())
+        if status == 429:
+            quota = self.settings.poll_interval * (1 << min(self._failures, 10))
+            delay = min(quota, QUOTA_BACKOFF)
         if status == 400:
             delay = MAX_BACKOFF  # our filter was refused: retrying fast cannot help
             logger.error("Cloud Logging refused the query: %s", error)

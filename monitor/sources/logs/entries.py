@@ -32,6 +32,7 @@ def controller_uid(pod_labels: Mapping[str, str]) -> str | None:
     """The uid of the Job a pod's labels name (`pod_labels` without GKE's prefix)."""
     return next((pod_labels[key] for key in CONTROLLER_UID_LABELS if key in pod_labels), None)
 
+
 ContainerKey = tuple[str, str, str]  # namespace, pod, container
 
 
