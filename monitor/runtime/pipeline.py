@@ -16,7 +16,6 @@ a second after a change, and once more on stop.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import logging
@@ -27,10 +26,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from apscheduler.job import Job
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.date import DateTrigger
 from kubernetes.client import ApiClient
 
 from monitor.config.model import Config
@@ -56,6 +51,9 @@ from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.configmap_store import StateConflict
 from monitor.runtime.job_directory import JobDirectory
+from monitor.runtime.save_policy import SavePolicy
+from monitor.runtime.slots import Slots
+from monitor.runtime.snapshot_cache import SnapshotCache
 from monitor.runtime.state import StateDocument, StateStore
 from monitor.sources.argo.workflows import WORKFLOWS
 from monitor.sources.base import MAX_RETRY_SECONDS
@@ -69,12 +67,7 @@ from monitor.web.server import StatusSnapshot
 
 logger = logging.getLogger(__name__)
 
-SAVE_DELAY = timedelta(seconds=1)
 REFRESH_SECONDS = 5.0
-#: A watermark or tick that decided nothing is saved at most this often (not every second:
-#: with a ConfigMap store that is an API write per second). Losing one costs a restart only
-#: re-judging from an older watermark, with the Jobs it re-lists.
-CLOCK_SAVE_SECONDS = 60.0
 PRUNE_SECONDS = 300.0
 
 
@@ -164,18 +157,12 @@ class Pipeline:
         self._engine_lock = threading.Lock()
         self._jobs_by_name = JobDirectory()
         self._posting = True
-        self._dirty = False
-        self._saved_at = time.monotonic()
-        self._save_due = False
+        self._save_policy = SavePolicy()
         self._wakeup: datetime | None = None
         self._slack_reachable: bool | None = None
-        self._snapshot: StatusSnapshot | None = None
-        self._snapshot_lock = threading.Lock()
-        self._refreshed = threading.Condition(self._snapshot_lock)
+        self._snapshots = SnapshotCache(lambda: self._queue.put(Chore.REFRESH), clock)
         self._thread: threading.Thread | None = None
-        self._scheduler = BackgroundScheduler(timezone=UTC)
-        self._jobs: dict[str, Job] = {}
-        self._jobs_lock = threading.Lock()
+        self._slots = Slots(clock)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -222,15 +209,11 @@ class Pipeline:
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
         self._notifier.start()
-        self._scheduler.start()
-        self._scheduler.add_job(
-            self._enqueue, "interval", args=[Chore.TICK], seconds=REFRESH_SECONDS, id="refresh"
-        )
-        self._scheduler.add_job(
-            self._enqueue, "interval", args=[Chore.PRUNE], seconds=PRUNE_SECONDS, id="prune"
-        )
+        self._slots.start()
+        self._slots.every(REFRESH_SECONDS, lambda: self._enqueue(Chore.TICK), "refresh")
+        self._slots.every(PRUNE_SECONDS, lambda: self._enqueue(Chore.PRUNE), "prune")
         if self._logs is not None:
-            self._schedule_poll("cloud-logging", self._logs.poll_once, 0.0)
+            self._slots.repeat("poll-cloud-logging", self._logs.poll_once, 0.0, MAX_RETRY_SECONDS)
         self._kube.start()
         if self._pod_logs is not None:
             self._pod_logs.start()
@@ -267,7 +250,7 @@ class Pipeline:
         for source in (self._logs, self._pod_logs):
             if source is not None:
                 source.stop(timeout=2.0)
-        self._scheduler.shutdown(wait=False)
+        self._slots.shutdown()
         self._queue.put(Chore.STOP)
         if self._thread is not None:
             self._thread.join(timeout=max(0.5, budget - (time.monotonic() - started)))
@@ -343,9 +326,9 @@ class Pipeline:
         if actions:
             self._deliver(actions)
         clock_only = not actions and isinstance(fact, (Tick, Watermark))
-        if not clock_only or time.monotonic() - self._saved_at >= CLOCK_SAVE_SECONDS:
-            self._dirty = True
-            self._schedule_save()
+        if self._save_policy.changed(clock_only=clock_only):
+            delay = self._save_policy.delay.total_seconds()
+            self._slots.after("save", delay, lambda: self._queue.put(Chore.SAVE))
         if wakeup != self._wakeup:
             self._wakeup = wakeup
             self._schedule_tick(wakeup)
@@ -368,8 +351,7 @@ class Pipeline:
 
     def _chore(self, chore: Chore) -> None:
         if chore is Chore.SAVE:
-            self._save_due = False
-            if self._dirty:
+            if self._save_policy.due():
                 self._save()
         elif chore is Chore.PRUNE:
             with self._engine_lock:
@@ -396,57 +378,9 @@ class Pipeline:
 
     # -- scheduling ------------------------------------------------------------------------
 
-    def _replace_job(self, slot: str, func: Callable[[], None], trigger: DateTrigger) -> None:
-        """Schedule a one-shot job in `slot`, cancelling the slot's previous one.
-
-        Not APScheduler's `id=` + `replace_existing`: the scheduler removes a fired date
-        job by id right after dispatching it, which can delete the replacement that the
-        job itself just caused to be scheduled (a lost wake-up).
-        """
-        with self._jobs_lock:
-            previous = self._jobs.pop(slot, None)
-            if previous is not None:
-                with contextlib.suppress(JobLookupError):
-                    previous.remove()
-            if self._scheduler.running:
-                self._jobs[slot] = self._scheduler.add_job(func, trigger, misfire_grace_time=None)
-
     def _schedule_tick(self, wakeup: datetime | None) -> None:
-        if wakeup is None:
-            return
-        self._replace_job(
-            "tick",
-            lambda: self._queue.put(Tick(self._clock())),
-            DateTrigger(run_date=max(wakeup, self._clock())),
-        )
-
-    def _schedule_save(self) -> None:
-        if self._save_due:
-            return
-        self._save_due = True
-        self._replace_job(
-            "save",
-            lambda: self._queue.put(Chore.SAVE),
-            DateTrigger(run_date=self._clock() + SAVE_DELAY),
-        )
-
-    def _schedule_poll(self, name: str, poll: Callable[[], float], delay: float) -> None:
-        """Run `poll` on the scheduler after `delay` s, then again after what it returns
-        (`poll_once` never raises; if it did, it is retried after the longest backoff)."""
-
-        def run() -> None:
-            try:
-                next_delay = poll()
-            except Exception:
-                logger.exception("%s poll failed", name)
-                next_delay = MAX_RETRY_SECONDS
-            self._schedule_poll(name, poll, next_delay)
-
-        if not self._scheduler.running:
-            return
-        self._replace_job(
-            f"poll-{name}", run, DateTrigger(run_date=self._clock() + timedelta(seconds=delay))
-        )
+        if wakeup is not None:
+            self._slots.at("tick", wakeup, lambda: self._queue.put(Tick(self._clock())))
 
     # -- state and status ------------------------------------------------------------------
 
@@ -462,8 +396,7 @@ class Pipeline:
         except StateConflict as error:
             logger.error("%s; not saving (another replica owns the state now)", error)
             return
-        self._dirty = False
-        self._saved_at = time.monotonic()
+        self._save_policy.saved()
         self._metrics.state_saved(self._document.size)
 
     def _publish(self) -> None:
@@ -476,9 +409,7 @@ class Pipeline:
                 sources={SLACK: {"up": bool(self._slack_reachable is not False)}},
             )
         self._update_metrics()
-        with self._refreshed:
-            self._snapshot = snapshot
-            self._refreshed.notify_all()
+        self._snapshots.publish(snapshot)
 
     def _update_metrics(self) -> None:
         relists, restarts = self._kube.relists, self._kube.watch_restarts
@@ -496,17 +427,7 @@ class Pipeline:
 
     def status_snapshot(self, fresh_within: float = 1.0) -> StatusSnapshot | None:
         """The latest snapshot, refreshed by the engine thread if older than `fresh_within`."""
-        with self._refreshed:
-            current = self._snapshot
-            age = (
-                (self._clock() - current.generated_at).total_seconds()
-                if current is not None
-                else None
-            )
-            if age is None or age > fresh_within:
-                self._queue.put(Chore.REFRESH)
-                self._refreshed.wait_for(lambda: self._snapshot is not current, timeout=2.0)
-            return self._snapshot
+        return self._snapshots.get(fresh_within)
 
     @property
     def synced(self) -> bool:

@@ -101,6 +101,9 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # As the API server does: small watch chunks go out at once, not after the
+        # client's delayed ACK (Nagle's algorithm would add up to ~40 ms per event).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.fake.track_connection(self.connection, True)
 
     def finish(self) -> None:

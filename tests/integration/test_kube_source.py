@@ -281,8 +281,9 @@ def test_the_watermark_never_passes_an_undelivered_change(
     wait_until(lambda: recorder.watermarks())
     kube.stop()
     kube.jobs.complete_job("ml-batch", "daily-1")
-    frozen = source.watermark
     wait_until(lambda: any(not h.reachable for h in recorder.health()))
+    frozen, checks = source.watermark, source.watermark_checks
+    wait_until(lambda: source.watermark_checks >= checks + 10)
     assert source.watermark == frozen  # no progress while disconnected
     kube.compact()
     kube.start()

@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from monitor.core.facts import Fact, JobSeen, Watermark
 from monitor.testing.kube_api import FakeKubeApi
-from monitor.testing.kube_workloads import JOBS
+from monitor.testing.kube_workloads import JOBS, job_object
 from monitor.testing.wait import wait_until
 from tests.integration.kube_support import (
     Recorder,
@@ -154,3 +155,56 @@ def test_a_reader_that_crashes_is_reported_restarted_and_loses_nothing(
         assert len(requests_of(kube, "list")) == 2
     finally:
         source.stop()
+
+
+def test_a_reader_slowed_by_its_consumer_is_never_taken_for_a_quiet_watch(
+    kube: FakeKubeApi,
+) -> None:
+    """A burst of changes the reader needs seconds to hand on (a slow consumer): the
+    server is never quiet, only the reader is busy, so no watermark may pass a change
+    still unread. (Judging "quiet" by the time since bytes last arrived let thousands of
+    changes arrive behind the watermark here.)"""
+    from monitor.sources.kube.source import KubeRunSource
+
+    keys = []
+    for index in range(2000):
+        namespace, name = f"ns-{index % 50}", f"burst-{index}"
+        kube.store.create(JOBS, namespace, job_object(namespace, name))
+        keys.append((namespace, name))
+    events: list[tuple[str, float]] = []  # ("seen", seq) / ("mark", seen up to)
+
+    def slow_emit(fact: Fact) -> None:
+        if isinstance(fact, JobSeen) and "seq" in fact.labels:
+            time.sleep(0.0005)  # the consumer's work, under the source's lock
+            events.append(("seen", float(fact.labels["seq"])))
+        elif isinstance(fact, Watermark):
+            events.append(("mark", fact.seen_up_to.timestamp()))
+
+    source = KubeRunSource(
+        kube.api_client(),
+        slow_emit,
+        watermark_margin=timedelta(0),
+        watermark_interval=0.25,
+        settle=0.2,
+    ).start()
+    written: dict[int, float] = {}
+    try:
+        wait_until(lambda: source.synced and source.watermark is not None)
+        for seq in range(6000):
+            namespace, name = keys[seq % len(keys)]
+
+            def label(job: dict[str, Any], seq: int = seq) -> None:
+                job["metadata"]["labels"]["seq"] = str(seq)
+
+            kube.store.modify(JOBS, namespace, name, label)
+            written[seq] = time.time()
+        wait_until(lambda: ("seen", 5999.0) in events[-50:], timeout=60)
+    finally:
+        source.stop()
+    newest_mark, late = 0.0, 0
+    for kind, value in events:
+        if kind == "mark":
+            newest_mark = max(newest_mark, value)
+        elif written[int(value)] < newest_mark:
+            late += 1
+    assert late == 0, f"{late} changes were emitted after a watermark had passed them"

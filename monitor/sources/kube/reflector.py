@@ -14,8 +14,11 @@ Bodies are read as raw JSON, decoded into a typed projection of the few fields w
 
 For the source's watermark the reflector publishes how far it has got: `live` (a watch
 is open), `confirmed` (that watch delivered something other than an error, so it works),
-`last_data` (when bytes last arrived) and `applied_version` (the resourceVersion of the
-last change whose facts were emitted, as an integer when the server's versions are).
+`waiting_since` (since when the reader has been blocked reading the stream with nothing
+received — None while it is handling what it received, so a reader slowed by its
+consumer, the GIL or a GC pause never looks like a quiet server) and `applied_version`
+(the resourceVersion of the last change whose facts were emitted, as an integer when the
+server's versions are).
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class Reflector(Generic[ItemT]):
         self.resource_version = ""  # where a resumed watch would start
         self.live = False  # a watch is open
         self.confirmed = False  # ... and has delivered a line that is not an error
-        self.last_data = time.monotonic()  # when the stream last gave us bytes
+        self.waiting_since: float | None = None  # see the module docstring
         self.applied_version: int | None = None  # see the module docstring
         self.expired_in_a_row = 0
         # Counters for metrics; written only by this reflector's thread.
@@ -376,16 +379,18 @@ class Reflector(Generic[ItemT]):
             _request_timeout=(self._settings.connect_timeout, self._settings.silence_timeout),
         )
         self._response = response
+        if self._stopped.is_set():  # stop() ran before the response existed to be cut
+            response.release_conn()
+            return True
         if self._watched_since_list:
             self.watch_restarts += 1
         self._watched_since_list = True
         self._reached()
-        self.last_data = time.monotonic()
+        self.waiting_since = time.monotonic()
         self.live = True
         delivered = False
         try:
-            for lines in _lines(response):
-                self.last_data = time.monotonic()
+            for lines in self._lines(response):
                 with self._sink.lock:
                     for line in lines:
                         resource_version = self._event(line, resource_version)
@@ -394,7 +399,7 @@ class Reflector(Generic[ItemT]):
                             self._confirm()
                     self.resource_version = resource_version
                     self.applied_version = _integer(resource_version)
-                self.last_data = time.monotonic()
+                self.waiting_since = time.monotonic()
         except urllib3.exceptions.ReadTimeoutError:
             logger.warning(
                 "%s watch on %s silent for %.0fs; reopening",
@@ -414,9 +419,25 @@ class Reflector(Generic[ItemT]):
             return delivered
         finally:
             self.live = self.confirmed = False
+            self.waiting_since = None
             self._response = None
             response.release_conn()
         return True
+
+    def _lines(self, response: Any) -> Iterator[list[bytes]]:
+        """Complete newline-terminated lines, grouped as they arrive from the stream.
+
+        `waiting_since` is cleared the moment any bytes arrive, even part of a line: the
+        caller sets it again once it has handled the lines and goes back to reading.
+        """
+        pending = b""
+        for data in response.stream(amt=None, decode_content=False):
+            self.waiting_since = None
+            pending += data
+            if b"\n" not in data:
+                continue
+            *complete, pending = pending.split(b"\n")
+            yield [line for line in complete if line.strip()]
 
     def _confirm(self) -> None:
         """The open watch delivered a real line: it works, so an expiry loop is over."""
@@ -547,17 +568,6 @@ def reader_threads(
         name = f"kube-{reflector.resource.plural}-{reflector.namespace or 'all'}"
         threads.append(threading.Thread(target=body, name=name, daemon=True))
     return threads
-
-
-def _lines(response: Any) -> Iterator[list[bytes]]:
-    """Complete newline-terminated lines, grouped as they arrive from the stream."""
-    pending = b""
-    for data in response.stream(amt=None, decode_content=False):
-        pending += data
-        if b"\n" not in data:
-            continue
-        *complete, pending = pending.split(b"\n")
-        yield [line for line in complete if line.strip()]
 
 
 def _resource_version(obj: Any) -> str | None:

@@ -6,13 +6,17 @@ namespaces, or each configured namespace) lists and watches (`reflector`) and em
 
 - `Watermark(kubernetes, t)`: every change up to `t` has been emitted. Each reflector
   has a *caught-up-to* instant, and the watermark is the oldest of them minus `margin`:
-  - idle: a listed scope whose open watch has been silent for `settle` seconds has
-    delivered everything, so it is caught up to now;
+  - idle: a listed scope whose reader has been blocked reading its open watch for
+    `settle` seconds with nothing arriving has delivered everything, so it is caught up
+    to now (a reader still handling what it received is never idle, however long that
+    takes);
   - busy (a watch that is never silent, e.g. 200 Job updates/s): a *progress probe* asks
     the server for the collection's current resourceVersion R (a one-item list) at T;
     once the watch has delivered a change or bookmark at or past R, every change before
-    T has been emitted, so the scope is caught up to T. This needs integer
-    resourceVersions (etcd's); a server without them falls back to the idle rule.
+    T has been emitted, so the scope is caught up to T. A list's resourceVersion is the
+    store's revision, not the namespace's, so one probe per resource serves all its
+    scopes. This needs integer resourceVersions (etcd's); a server without them falls
+    back to the idle rule.
   A scope that is relisting, disconnected, backing off, expiring in a loop or whose
   reader crashed is caught up to nothing newer: the watermark freezes (and the engine
   reports the stall). It never goes backwards.
@@ -36,7 +40,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,12 +58,19 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: A probe not yet passed by every busy scope is replaced after this many seconds anyway.
+PROBE_PATIENCE = 5.0
+
+
 @dataclass
 class _Probe:
-    """A progress probe in flight: the collection was at `version` at `at`."""
+    """A progress probe: the collection was at `version` at `at` (sent at monotonic
+    `sent`); `resolved` are the scopes whose watch has delivered past it."""
 
     at: datetime
     version: int
+    sent: float = field(default_factory=time.monotonic)
+    resolved: set[str] = field(default_factory=set)
 
 
 class KubeRunSource:
@@ -107,7 +118,7 @@ class KubeRunSource:
             for scope in scopes
         ]
         self._caught_up: dict[str, datetime | None] = {r.name: None for r in self._reflectors}
-        self._probes: dict[str, _Probe] = {}
+        self._probes: dict[str, _Probe] = {}  # by resource plural; watermark thread only
         self._no_progress_rule: set[str] = set()
         self._crashed: set[str] = set()
         self._threads: list[threading.Thread] = []
@@ -116,6 +127,7 @@ class KubeRunSource:
         self._last_contact = clock()
         self._detail = ""
         self.reader_restarts = 0  # reader threads restarted after a crash, for metrics
+        self.watermark_checks = 0  # times the watermark was considered (tests wait on it)
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> KubeRunSource:
@@ -213,7 +225,6 @@ class KubeRunSource:
     def _crashed_reader(self, reflector: Reflector[JobSeen], error: BaseException) -> None:
         """A reader raised (it was reset to relist): report it until it has listed again."""
         with self.lock:
-            self._probes.pop(reflector.name, None)
             self._crashed.add(reflector.name)
             self.reader_restarts += 1
         detail = f"{reflector.resource.noun} reader on {reflector.scope} crashed ({error!r})"
@@ -225,18 +236,35 @@ class KubeRunSource:
             self.advance_watermark()
 
     def advance_watermark(self) -> None:
-        """Update each scope's caught-up instant and emit a newer Watermark if the oldest
-        of them moved (called periodically; may send one probe request per busy scope)."""
+        """Update each scope's caught-up instant, emit a newer Watermark if the oldest of
+        them moved, then send the next probe of each resource with a busy scope (called
+        periodically)."""
+        self.watermark_checks += 1
         settled_before = time.monotonic() - self._settle
+        busy: dict[str, list[Reflector[JobSeen]]] = {}
         for reflector in self._reflectors:
             if not (reflector.synced and reflector.live):
-                self._probes.pop(reflector.name, None)
                 continue
-            if reflector.last_data <= settled_before:
+            waiting = reflector.waiting_since
+            if waiting is not None and waiting <= settled_before:
                 self._caught_up[reflector.name] = self._clock()
-                self._probes.pop(reflector.name, None)
-            else:
-                self._progress(reflector)
+                continue
+            plural = reflector.resource.plural
+            probe = self._probes.get(plural)
+            applied = reflector.applied_version
+            got_past = probe is not None and applied is not None and applied >= probe.version
+            if probe is not None and reflector.confirmed and got_past:
+                self._caught_up[reflector.name] = probe.at
+                probe.resolved.add(reflector.name)
+            busy.setdefault(plural, []).append(reflector)
+        self._emit_watermark()
+        for plural, scopes in busy.items():
+            probe = self._probes.get(plural)
+            waited = probe is not None and time.monotonic() - probe.sent > PROBE_PATIENCE
+            if probe is None or waited or all(r.name in probe.resolved for r in scopes):
+                self._probe(plural, scopes[0])
+
+    def _emit_watermark(self) -> None:
         with self.lock:
             if any(at is None for at in self._caught_up.values()):
                 return
@@ -247,34 +275,25 @@ class KubeRunSource:
             self._watermark = candidate
             self._emit(Watermark(source=KUBERNETES, seen_up_to=candidate))
 
-    def _progress(self, reflector: Reflector[JobSeen]) -> None:
-        """The busy rule: resolve this scope's probe if its watch got past it, then send
-        the next one."""
-        name = reflector.name
-        probe = self._probes.get(name)
-        applied = reflector.applied_version
-        got_past = applied is not None and probe is not None and applied >= probe.version
-        if probe is not None and reflector.confirmed and got_past:
-            self._caught_up[name] = probe.at
-            probe = None
-            del self._probes[name]
-        if probe is not None or name in self._no_progress_rule:
+    def _probe(self, plural: str, reflector: Reflector[JobSeen]) -> None:
+        """The busy rule's next probe for `plural`, through one of its busy scopes."""
+        if plural in self._no_progress_rule:
             return
         at = self._clock()
         try:
             version = reflector.current_version()
         except Exception as error:  # the reader reports the API's health; this only waits
-            logger.debug("progress probe of %s failed: %r", name, error)
+            logger.debug("progress probe of %s failed: %r", plural, error)
             return
         if version is None:
             logger.info(
                 "%s: resourceVersions are not integers; the watermark advances only "
                 "when the watch is quiet",
-                name,
+                plural,
             )
-            self._no_progress_rule.add(name)
+            self._no_progress_rule.add(plural)
             return
-        self._probes[name] = _Probe(at, version)
+        self._probes[plural] = _Probe(at, version)
 
 
 def _ignore(_: BaseException) -> None:
