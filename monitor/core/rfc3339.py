@@ -19,11 +19,12 @@ EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # exclusive
 
 
-def parse_rfc3339(text: str) -> datetime:
+def parse_rfc3339(text: str, *, bounded: bool = True) -> datetime:
     """Parse an RFC 3339 timestamp (any fraction length) to an aware UTC datetime.
 
     Raises ValueError for anything else, including a timestamp with no offset and one
-    that is out of range once in UTC (a forged line must be skipped, never crash a poll).
+    that is out of range once in UTC (a forged line must be skipped, never crash a poll),
+    or (`bounded`, the default) outside [1970, 2200).
     """
     if not isinstance(text, str):
         raise ValueError(f"not a timestamp: {text!r}")
@@ -37,7 +38,7 @@ def parse_rfc3339(text: str) -> datetime:
         value = value.astimezone(UTC)
     except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00: past datetime's range in UTC
         raise ValueError(f"timestamp out of range: {text!r}") from None
-    if not EARLIEST <= value < LATEST:
+    if bounded and not EARLIEST <= value < LATEST:
         raise ValueError(f"timestamp outside 1970-2200: {text!r}")
     return value
 

@@ -32,6 +32,8 @@ from monitor.config.model import Config
 from monitor.core.codec import canonical_json
 from monitor.core.engine import Engine
 from monitor.core.facts import (
+    CLOUD_LOGGING,
+    KUBERNETES,
     SLACK,
     Action,
     Edit,
@@ -56,7 +58,7 @@ from monitor.runtime.slots import Slots
 from monitor.runtime.snapshot_cache import SnapshotCache
 from monitor.runtime.state import StateDocument, StateStore
 from monitor.sources.argo.workflows import WORKFLOWS
-from monitor.sources.base import MAX_RETRY_SECONDS
+from monitor.sources.base import MAX_RETRY_SECONDS, Source
 from monitor.sources.kube.reflector import ReflectorSettings
 from monitor.sources.kube.resources import JOBS
 from monitor.sources.kube.source import KubeRunSource
@@ -151,6 +153,7 @@ class Pipeline:
         self._transport = TimedTransport(transport, metrics.observe_post_latency)
         self._metrics = metrics
         self._kube_counts = (0, 0)  # relists, watch restarts already added to the metrics
+        self._skipped_counted: dict[str, int] = {}  # malformed inputs already counted
         self._timings = timings or Timings()
         self._clock = clock
         self._queue: queue.SimpleQueue[Fact | Chore] = queue.SimpleQueue()
@@ -219,6 +222,11 @@ class Pipeline:
             self._pod_logs.start()
         self._enqueue(Chore.REFRESH)
 
+    def _sources(self) -> list[Source]:
+        """Every source this pipeline runs (the Kubernetes one first)."""
+        optional: list[Source | None] = [self._pod_logs, self._logs]
+        return [self._kube, *(source for source in optional if source is not None)]
+
     def _resume(self, saved: Mapping[str, Any] | None) -> Engine:
         now = self._clock()
         if saved:
@@ -246,10 +254,8 @@ class Pipeline:
         if deposed:
             self._posting = False
             self._notifier.stop(timeout=0.5)
-        self._kube.stop(timeout=2.0)
-        for source in (self._logs, self._pod_logs):
-            if source is not None:
-                source.stop(timeout=2.0)
+        for source in self._sources():
+            source.stop(timeout=2.0)
         self._slots.shutdown()
         self._queue.put(Chore.STOP)
         if self._thread is not None:
@@ -417,6 +423,15 @@ class Pipeline:
         self._metrics.relisted(max(0, relists - counted_relists))
         self._metrics.watch_restarted(max(0, restarts - counted_restarts))
         self._kube_counts = (relists, restarts)
+        for name, source in (
+            (KUBERNETES, self._kube),
+            ("pod_logs", self._pod_logs),
+            (CLOUD_LOGGING, self._logs),
+        ):
+            if source is not None:
+                total = source.skipped
+                self._metrics.skipped(name, max(0, total - self._skipped_counted.get(name, 0)))
+                self._skipped_counted[name] = total
         health = self._notifier.health()
         self._metrics.set_outbox(
             health.outbox_depth,

@@ -137,7 +137,7 @@ def container_entry(
 
 def _sort_key(entry: Mapping[str, Any]) -> tuple[float, str]:
     try:
-        stamp = parse_rfc3339(entry.get("timestamp", "")).timestamp()
+        stamp = parse_rfc3339(entry.get("timestamp", ""), bounded=False).timestamp()
     except (ValueError, TypeError):
         stamp = float("-inf")
     return stamp, str(entry.get("insertId", ""))

@@ -268,7 +268,7 @@ def _value_test(path: tuple[str, ...], op: str, raw: str, position: int) -> Valu
         if op == ":":
             raise FilterError(f"':' is not defined on {path[0]}")
         try:
-            bound = parse_rfc3339(raw)
+            bound = parse_rfc3339(raw, bounded=False)
         except ValueError as error:
             raise FilterError(f"invalid timestamp {raw!r} at column {position + 1}") from error
         return lambda actual: _compare(_as_time(actual), op, bound)
@@ -285,7 +285,7 @@ def _value_test(path: tuple[str, ...], op: str, raw: str, position: int) -> Valu
 
 def _as_time(actual: Any) -> datetime | None:
     try:
-        return parse_rfc3339(actual)
+        return parse_rfc3339(actual, bounded=False)
     except ValueError:
         return None
 

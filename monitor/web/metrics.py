@@ -120,6 +120,13 @@ class Metrics:
             "Full Kubernetes lists (start-up, 410 Gone, lost watch).",
             registry=registry,
         )
+        self._skipped = Counter(
+            f"{PREFIX}_input_skipped",
+            "Malformed input logged and skipped (API objects, watch lines, log entries), "
+            "by source.",
+            ["source"],
+            registry=registry,
+        )
         self._outbox_depth = Gauge(
             f"{PREFIX}_outbox_depth", "Slack messages waiting for delivery.", registry=registry
         )
@@ -172,6 +179,9 @@ class Metrics:
 
     def relisted(self, count: int = 1) -> None:
         self._relists.inc(count)
+
+    def skipped(self, source: str, count: int = 1) -> None:
+        self._skipped.labels(source=source).inc(count)
 
     def set_outbox(self, depth: int, oldest_enqueued_at: datetime | None) -> None:
         self._outbox_depth.set(depth)

@@ -1,5 +1,6 @@
 """Sources through the real daemon: Argo Workflow batches, deadlines judged while the
-cluster churns, a hostile Job name against a catastrophic pattern."""
+cluster churns, a hostile Job name against a catastrophic pattern, pod-log tracebacks
+read as soon as the container ends."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from monitor.testing.wait import timing_bound, wait_until
 from tests.e2e.helpers import (
     decided_after,
     duplicates,
+    freshness_batch,
     keys,
     kinds,
     of_kind,
@@ -22,6 +24,12 @@ from tests.e2e.helpers import (
     spawn_configured,
     until,
 )
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/app/embed.py", line 9, in <module>
+    shard = shards[index]
+IndexError: list index out of range
+"""
 
 
 def workflow_batch(name: str, family: str, deadline: Any) -> dict[str, Any]:
@@ -165,3 +173,29 @@ def test_a_catastrophic_pattern_and_a_hostile_name_cannot_freeze_the_daemon(
     wait_until(lambda: of_kind(stack.slack, "missed_deadline"), timeout=until(deadline))
     assert worst < timing_bound(0.1), f"/healthz took {worst * 1000:.0f} ms"
     assert daemon.terminate() == 0
+
+
+def test_a_pod_that_fails_while_its_job_retries_has_its_traceback_alerted_at_once(
+    stack: LocalStack,
+) -> None:
+    """With pod logs, a traceback is alerted within 3 s of its container terminating,
+    not when the Job finally ends."""
+    config = stack.write_config(
+        {"kubernetes": {"pod_logs": True}, "batches": [freshness_batch("embed", "1h")]}
+    )
+    daemon = stack.spawn(config)
+    daemon.wait_ready()
+    jobs = stack.kube.jobs
+    jobs.create_job("ml", "embed-1", cronjob="embed", logs={"main": "loading shards\n"})
+    [pod] = jobs.pods_of("ml", "embed-1")
+    failed_at = time.monotonic()
+    jobs.fail_pod("ml", pod["metadata"]["name"], log={"main": TRACEBACK})
+    wait_until(lambda: of_kind(stack.slack, "traceback"), timeout=6)
+    [alert] = of_kind(stack.slack, "traceback")
+    assert alert.arrived - failed_at <= timing_bound(3.0)
+    assert alert.payload["batch"] == "embed"
+    assert alert.payload["key"].startswith(f"traceback:ml/{pod['metadata']['name']}/main@")
+    job = stack.kube.get("batch", "jobs", "ml", "embed-1")
+    assert "completionTime" not in job["status"]  # the Job is still retrying
+    assert daemon.terminate() == 0
+    assert kinds(stack.slack) == ["traceback"]  # no job_failed: the Job has not failed

@@ -255,6 +255,7 @@ def test_malformed_objects_are_logged_and_skipped(
     kube.jobs.complete_job("ml-batch", "good")
     wait_until(lambda: "succeeded" in recorder.outcomes("good"))
     assert {s.name for s in recorder.seen()} == {"good"}
+    assert source.skipped == 2  # counted for sla_monitor_input_skipped_total
     message = "\n".join(record.getMessage() for record in caplog.records)
     assert "no-uid" in message
     assert "bad-status" in message

@@ -323,11 +323,14 @@ def test_malformed_entries_are_skipped_and_bounded(harness: Harness) -> None:
     no_payload["protoPayload"] = {"@type": "type.googleapis.com/x"}
     surrogates = entry("bytes", VALUE_ERROR + " \udcff\udcfe")
     huge = entry("huge", "Traceback (most recent call last):\n  x\nMemoryError: " + "A" * 10**7)
+    far_future = entry("future")  # a forged or corrupt time: outside 1970-2200
+    far_future["timestamp"] = "2300-01-01T00:00:00Z"
     malformed = [no_log_name, no_pod, no_id, list_payload, no_payload, surrogates, huge]
-    harness.api.add(*malformed, entry("good"))
+    harness.api.add(*malformed, far_future, entry("good"))
     source.poll_once()
     found = {f.pod: f.final_line for f in harness.tracebacks()}
     assert set(found) == {"good", "bytes", "huge", "nolog"}
+    assert source.skipped == 4  # the ones the filter lets through, the far future one too
     assert found["good"] == "ValueError: feature table is empty"
     assert found["bytes"].startswith("ValueError: feature table is empty")
     found["bytes"].encode("utf-8")  # safe to send on

@@ -120,6 +120,7 @@ class Reflector(Generic[ItemT]):
         self.waiting_since: float | None = None  # see the module docstring
         self.applied_version: int | None = None  # see the module docstring
         self.expired_in_a_row = 0
+        self.skipped = 0  # malformed objects and watch lines skipped
         # Counters for metrics; written only by this reflector's thread.
         self.relists = 0  # full lists started (the first one included)
         self.watch_restarts = 0  # watch streams reopened (opened, not tried) since a list
@@ -473,6 +474,7 @@ class Reflector(Generic[ItemT]):
             event = json.loads(line)
             kind, obj = event["type"], event["object"]
         except (ValueError, KeyError, TypeError, RecursionError):
+            self.skipped += 1
             logger.warning(
                 "skipping malformed %s watch line on %s: %.200r",
                 self.resource.plural,
@@ -522,6 +524,7 @@ class Reflector(Generic[ItemT]):
             return None
 
     def _skip(self, obj: Any, error: MalformedRun) -> None:
+        self.skipped += 1
         namespace, name, uid = job_key(obj)
         logger.warning(
             "skipping malformed %s %s/%s (uid %s): %s",

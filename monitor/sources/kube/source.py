@@ -178,6 +178,11 @@ class KubeRunSource:
         return sum(reflector.watch_restarts for reflector in self._reflectors)
 
     @property
+    def skipped(self) -> int:
+        """Malformed objects and watch lines skipped, over all scopes, for metrics."""
+        return sum(reflector.skipped for reflector in self._reflectors)
+
+    @property
     def watermark(self) -> datetime | None:
         with self.lock:
             return self._watermark

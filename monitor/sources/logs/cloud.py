@@ -115,6 +115,7 @@ class CloudLoggingSource:
         self._cursor = Cursor.restore(cursor, default_checked=now)
         self._groupers: dict[ContainerKey, TracebackGrouper] = {}
         self._failures = 0
+        self.skipped = 0  # malformed entries skipped (one writer: the polling thread)
         self._backoff = Backoff()
         self._retry_at: datetime | None = None
         self._last_contact: datetime | None = None
@@ -152,6 +153,11 @@ class CloudLoggingSource:
     def start(self) -> None:
         """Poll on a daemon thread until `stop()`."""
         self._loop.start()
+
+    @property
+    def synced(self) -> bool:
+        """A poll has succeeded since the start."""
+        return self._last_contact is not None
 
     def stop(self, timeout: float = 10.0) -> None:
         self._loop.stop(timeout)
@@ -192,7 +198,9 @@ class CloudLoggingSource:
             page = self._list(filter_text, token)
             for raw in _entries_of(page):
                 line = parse_entry(raw)
-                if line is not None:
+                if line is None:
+                    self.skipped += 1
+                else:
                     last_time = line.time
                     self._take_new_line(line)
             token = page.get("nextPageToken") or None
@@ -237,7 +245,10 @@ class CloudLoggingSource:
         last_time = None
         for raw in _entries_of(page):
             line = parse_entry(raw)
-            if line is None or line.key not in self._cursor.pending:
+            if line is None:
+                self.skipped += 1
+                continue
+            if line.key not in self._cursor.pending:
                 continue
             last_time = line.time
             self._feed(line)

@@ -140,6 +140,11 @@ class PodLogSource:
         return all(reflector.synced for reflector in self._reflectors)
 
     @property
+    def skipped(self) -> int:
+        """Malformed pods skipped, for metrics."""
+        return sum(reflector.skipped for reflector in self._reflectors)
+
+    @property
     def idle(self) -> bool:
         """Every terminated container seen so far has been read (for tests and stop)."""
         with self.lock:
