@@ -366,6 +366,14 @@ class Batch(_Strict):
     )
     grace: Duration = Field(timedelta(0), description="Extra time after each deadline.")
     timezone: TimezoneName | None = Field(None, description="Overrides the global timezone.")
+    max_runtime: Duration | None = Field(
+        None, description="A run still running after this long is an overrun (a hang)."
+    )
+    at_risk: bool = Field(
+        True,
+        description="Warn before a deadline that past durations say will be missed "
+        "(needs 5 successful runs).",
+    )
     slack: Route = Route()
     notify: Notify = Notify()
 

@@ -62,13 +62,16 @@ from monitor.core.schedule import (
 from monitor.core.spec import BatchSpec, ConfigSpec
 from monitor.core.status import batch_status
 from monitor.core.tracks import DeadlineTrack, FreshnessTrack, Track
+from monitor.core.watches import run_thread, watch
 
 STATE_VERSION = 2
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
 _CLOCK_RESOLUTION = timedelta(seconds=1)
 _HISTORY_LENGTH = 200
 #: Keys of signals a source can deliver again after a restart (see `Engine.prune`).
-_REDELIVERABLE = ("job_failed:", "traceback:", "degraded:")
+_REDELIVERABLE = ("job_failed:", "traceback:", "degraded:", "overrun:")
+#: Kinds the run watches post and resolve.
+_WATCH_KINDS = ("at_risk", "overrun")
 #: A Kubernetes view this far behind the clock is lagging; a stall is reported once this
 #: process has seen it lag for `_LAG_CONFIRMATION` and for more than `health.degraded_after`.
 _LAG_TOLERANCE = timedelta(seconds=10)
@@ -76,11 +79,6 @@ _LAG_CONFIRMATION = timedelta(seconds=30)
 #: Successes of any Job remembered for batches that a reload adds.
 _RECENT_SUCCESSES = 20_000
 _EPSILON = timedelta(milliseconds=1)
-
-
-def run_thread(namespace: str, job: str) -> str:
-    """The thread of one run: its failure and tracebacks are one conversation."""
-    return f"run:{namespace}/{job}"
 
 
 def schedule_signature(config: ConfigSpec, batch: BatchSpec) -> str:
@@ -142,6 +140,11 @@ class Engine:
         self._due: dict[str, datetime] = {}
         self._open: set[str] = set()
         self._recent: OrderedDict[str, JobSeen] = OrderedDict()
+        # Run watches (`watches`): when each batch's overrun/at-risk check is next due, and
+        # the batches of each running run they follow (to end them if it is deleted).
+        self._watch_heap: list[tuple[datetime, str]] = []
+        self._watch_due: dict[str, datetime] = {}
+        self._running_uids: dict[str, tuple[str, ...]] = {}
         self._queued: list[Action] = []
         self._encoded: dict[str, str] = {}
         self._reconcile(config, started_at)
@@ -173,8 +176,14 @@ class Engine:
                 actions = self._replace_config(config, at)
             case ConfigRejected():
                 actions = self._config_rejected(fact)
-            case JobGone():
-                actions = []  # A completion already seen still counts; nothing to do.
+            case JobGone(uid=uid):
+                # A completion already seen still counts; a run deleted while running ends
+                # the watches that follow it.
+                actions = []
+                for name in self._running_uids.pop(uid, ()):
+                    runs = self.runs.get(name)
+                    if runs is not None and runs.vanished(uid):
+                        actions += self._watch_batch(name)
         if self._queued:
             actions, self._queued = self._queued + actions, []
         return self._record(actions)
@@ -187,9 +196,16 @@ class Engine:
     def _job_seen(self, job: JobSeen) -> list[Action]:
         batches = self._index.batches_for(job)  # a JobSeen is its own identity
         actions: list[Action] = []
+        was_running = self._running_uids.pop(job.uid, None) is not None
+        watched: list[str] = []
         for batch in batches:
             if self._runs_of(batch.name).seen(job):
                 self._encoded.pop(batch.name, None)
+                watched.append(batch.name)  # the durations (so the p90) changed
+            elif job.outcome == "running" or was_running:
+                watched.append(batch.name)
+        if job.outcome == "running" and batches:
+            self._running_uids[job.uid] = tuple(batch.name for batch in batches)
         if job.outcome == "succeeded" and job.completion_time is not None:
             self._remember_success(job)
             for batch in batches:
@@ -201,6 +217,8 @@ class Engine:
             for batch in batches:
                 self._note_failure(batch.name, failed_at)
             actions += self._job_failed(job, self._alerting(batches, "job_failed"), failed_at)
+        for name in watched:
+            actions += self._watch_batch(name)
         return actions
 
     def _runs_of(self, name: str) -> RunHistory:
@@ -354,7 +372,39 @@ class Engine:
             self._took(name, track)
             self._encoded.pop(name, None)
             self._schedule(name)
+            actions += self._watch_batch(name)  # a decided deadline, a new upcoming one
+        while self._watch_heap and self._watch_heap[0][0] <= horizon:
+            due, name = heapq.heappop(self._watch_heap)
+            if self._watch_due.get(name) == due:
+                del self._watch_due[name]
+                actions += self._watch_batch(name)
         return actions
+
+    def _watch_batch(self, name: str) -> list[Action]:
+        """The batch's overrun and at-risk actions due at the horizon (`watches`), and
+        its next check filed in the watch heap."""
+        horizon = self.horizon()
+        batch = self.config.batch_named(name)
+        track = self.tracks.get(name)
+        if horizon is None or batch is None or track is None:
+            return []
+        open_here = {
+            key: alert["kind"]
+            for key, alert in self.open_alerts.items()
+            if alert["batch"] == name and alert["kind"] in _WATCH_KINDS
+        }
+        zone = track.rule.cron.tz if isinstance(track, DeadlineTrack) else ZoneInfo("UTC")
+        found = watch(batch, track, self._runs_of(name), horizon, open_here, zone)
+        if found.next_check != NEVER and self._watch_due.get(name) != found.next_check:
+            self._watch_due[name] = found.next_check
+            heapq.heappush(self._watch_heap, (found.next_check, name))
+        return found.actions
+
+    def _watch_all(self) -> None:
+        """Every batch's watches are due at the next horizon (start, restore, reload)."""
+        self._watch_due = dict.fromkeys(self.tracks, self.started_at)
+        self._watch_heap = [(due, name) for name, due in self._watch_due.items()]
+        heapq.heapify(self._watch_heap)
 
     def _with_latest_run(self, name: str, actions: list[Action]) -> list[Action]:
         """A missed deadline says what the batch's latest run did (SPEC: never started
@@ -392,6 +442,7 @@ class Engine:
         self._heap = [(due, name) for name, due in self._due.items()]
         heapq.heapify(self._heap)
         self._open = {name for name, track in self.tracks.items() if track.incident is not None}
+        self._watch_all()
 
     def next_wakeup(self) -> datetime | None:
         """The earliest instant at which a `Tick` could make something due."""
@@ -778,6 +829,7 @@ class Engine:
         engine.config = config
         engine._index = BatchIndex(config.batches)
         engine._heap, engine._due, engine._recent = [], {}, OrderedDict()
+        engine._watch_heap, engine._watch_due, engine._running_uids = [], {}, {}
         engine._open = set()
         engine._encoded = {}
         restored = [track.incident for track in engine.tracks.values() if track.incident]

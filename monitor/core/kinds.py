@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Literal, NotRequired, TypedDict
 
 AlertKind = Literal[
-    "missed_deadline", "stale", "job_failed", "traceback", "recovered", "monitor_degraded"
+    "missed_deadline",
+    "stale",
+    "at_risk",
+    "overrun",
+    "job_failed",
+    "traceback",
+    "recovered",
+    "monitor_degraded",
 ]
 IncidentKind = Literal["missed_deadline", "stale"]
 #: `sla`: the batch's channel, else `slack.channel`. `errors`: the batch's `errors_channel`,
@@ -45,6 +52,28 @@ class StaleDetails(TypedDict, total=False):
     stale_since: str
     missed_count: int
     latest_deadline: str
+
+
+class AtRiskDetails(TypedDict, total=False):
+    deadline: str
+    decided_at: str  # deadline + grace
+    timezone: str
+    expected_seconds: int  # p90 of the recent successful durations
+    why: str  # "not_started", "running_long" or "started_late"
+    run: str | None  # the running run's name ("running_long")
+    started: str | None
+    last_success: str | None
+
+
+class OverrunDetails(TypedDict, total=False):
+    namespace: str
+    job: str
+    uid: str
+    run_kind: str
+    started: str
+    max_runtime_seconds: int
+    p90_seconds: int | None
+    timezone: str
 
 
 class JobFailedDetails(TypedDict):
@@ -77,7 +106,8 @@ class DegradedDetails(TypedDict, total=False):
 
 
 class RecoveredDetails(TypedDict, total=False):
-    """How an alert ended: a completion (deadline, stale) or a source back, or `closed`."""
+    """How an alert ended: a completion (deadline, stale, at_risk "made it"), a run that
+    ended (overrun), a source back, or `closed` (e.g. an at_risk superseded by the miss)."""
 
     deadline: str | None
     first_deadline: str | None
@@ -90,6 +120,9 @@ class RecoveredDetails(TypedDict, total=False):
     source: str
     back_at: str | None
     closed: str
+    outcome: str  # how an overrun run ended: succeeded, failed, deleted
+    ended_at: str | None
+    duration_seconds: int
 
 
 class ReminderDetails(TypedDict, total=False):
@@ -121,6 +154,8 @@ KINDS: dict[str, KindInfo] = {
     for info in (
         KindInfo("missed_deadline", "sla", "page", True, True, False, MissedDeadlineDetails),
         KindInfo("stale", "sla", "page", True, True, False, StaleDetails),
+        KindInfo("at_risk", "sla", "warning", False, True, True, AtRiskDetails),
+        KindInfo("overrun", "sla", "warning", False, True, True, OverrunDetails),
         KindInfo("job_failed", "errors", "warning", False, False, True, JobFailedDetails),
         KindInfo("traceback", "errors", "warning", False, False, True, TracebackDetails),
         KindInfo("recovered", "sla", "info", False, False, False, RecoveredDetails),

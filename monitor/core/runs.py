@@ -98,6 +98,23 @@ class RunHistory:
         self.durations = [*self.durations, duration][-KEPT_DURATIONS:]
         return True
 
+    def running(self) -> list[JobSeen]:
+        """The batch's runs still running, as last seen."""
+        return [job for job in self._jobs.values() if job.outcome == "running"]
+
+    def state_of(self, uid: str) -> JobSeen | None:
+        """The latest state of one recent run (None: not among the recent runs)."""
+        return self._jobs.get(uid)
+
+    def vanished(self, uid: str) -> bool:
+        """A run deleted while it was still running ends without an outcome: forgotten, so
+        nothing waits on it (True if it was a running run here)."""
+        job = self._jobs.get(uid)
+        if job is None or job.outcome != "running":
+            return False
+        del self._jobs[uid]
+        return True
+
     def recent(self) -> list[Run]:
         """Newest first, at most `SHOWN_RUNS`."""
         return sorted(self._runs.values(), key=_sort_key, reverse=True)[:SHOWN_RUNS]

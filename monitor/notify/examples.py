@@ -59,6 +59,12 @@ _CONFIG: dict[str, Any] = {
             "match": {"namespace": "ml-batch", "cronjob": "feature-refresh"},
             "freshness": "30m",
         },
+        {
+            "name": "train-embeddings",
+            "match": {"namespace": "ml-batch", "cronjob": "train-embeddings"},
+            "deadline": "0 9 * * *",
+            "max_runtime": "1h",
+        },
     ],
     "unmatched": {"notify": {"job_failed": True, "traceback": True}},
 }
@@ -120,7 +126,31 @@ def scripted_facts(
         completion_time=_at(107),
     )
     yesterday = {"outcome": "succeeded", "completion_time": _at(-23 * 60 - 19)}  # 08:41 JST
+    # train-embeddings usually takes 25-35 min; today's run starts at 08:02 and hangs.
+    history = [
+        job(
+            f"train-embeddings-2939{day}",
+            "train-embeddings",
+            start_time=_at(2 - day * 24 * 60),
+            outcome="succeeded",
+            completion_time=_at(2 - day * 24 * 60 + 25 + 2 * day),
+        )
+        for day in range(5, 0, -1)
+    ]
+    hung = {"start_time": _at(2)}
     timeline: list[tuple[float, Fact]] = [
+        *((0, run) for run in history),
+        (2, job("train-embeddings-29399", "train-embeddings", **hung)),
+        (
+            110,
+            job(
+                "train-embeddings-29399",
+                "train-embeddings",
+                **hung,
+                outcome="succeeded",
+                completion_time=_at(110),
+            ),
+        ),
         (0, SourceHealth(KUBERNETES, True, STARTED)),
         (0, job("recommend-daily-29398", "recommend-daily", **yesterday)),
         (
@@ -171,6 +201,8 @@ def examples(**script: Any) -> dict[str, Action]:
             named.setdefault("incident_edited", action)
         elif isinstance(action, Remind):
             named.setdefault(f"reminder_{action.kind}", action)
+        elif action.closed is not None:
+            named.setdefault(f"closed_{action.kind}", action)
         else:
             named.setdefault(f"recovered_{action.kind}", action)
     return named
@@ -198,4 +230,5 @@ _MISSED_NAMES = {
     "recommend-daily": "missed_deadline",
     "never-ran": "missed_deadline_never_succeeded",
     "hourly-scores": "missed_deadline_hourly",
+    "train-embeddings": "missed_deadline_after_at_risk",
 }

@@ -36,6 +36,8 @@ _SHOWN = (
     "missed_deadline",
     "missed_deadline_never_succeeded",
     "stale",
+    "at_risk",
+    "overrun",
     "traceback",
     "job_failed",
     "monitor_degraded",
@@ -44,6 +46,8 @@ _SHOWN = (
     "reminder_missed_deadline",
     "recovered_missed_deadline",
     "recovered_monitor_degraded",
+    "closed_at_risk",
+    "recovered_overrun",
 )
 
 

@@ -279,6 +279,60 @@ def _stale(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, 
     return text, blocks
 
 
+_AT_RISK_WHY = {
+    "not_started": "no run has started, and its runs usually take *{expected}*",
+    "running_long": "run `{run}` (started {started}) has already run longer than the "
+    "usual *{expected}*",
+    "started_late": "run `{run}` started only at {started}; its runs usually take *{expected}*",
+}
+
+
+def _at_risk(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
+    batch = _batch(post.batch)
+    zone = d.get("timezone")
+    deadline = _when(d.get("deadline"), zone)
+    expected = _duration(d.get("expected_seconds"))
+    why = _AT_RISK_WHY.get(str(d.get("why")), "past durations say it will be late").format(
+        expected=expected, run=_name(d.get("run")), started=_when(d.get("started"), zone)
+    )
+    last = d.get("last_success")
+    text = f"At risk: {batch} will probably miss its {deadline} deadline."
+    lead = f"*{batch}* will probably miss its *{deadline}* deadline: {why}."
+    blocks = [
+        _header(f"⏳ At risk: {batch}"),
+        _section(_lead(mention, lead)),
+        _fields(
+            [
+                ("Deadline", deadline),
+                ("Judged at", _when(d.get("decided_at"), zone)),
+                ("Usual duration (p90)", expected),
+                ("Last success", _when(last, zone) if last else "none seen"),
+            ]
+        ),
+    ]
+    return text, blocks
+
+
+def _overrun(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
+    run = f"{_name(d.get('namespace'))}/{_name(d.get('job'))}"
+    noun = "Workflow" if d.get("run_kind") == "Workflow" else "Job"
+    zone = d.get("timezone")
+    limit = _duration(d.get("max_runtime_seconds"))
+    started = _when(d.get("started"), zone)
+    text = f"Overrun: {noun} {run} has run longer than {limit}{_of_batch(post.batch)}."
+    lead = (
+        f"{noun} `{run}` started at {started} and is still running after *{limit}*: probably hung."
+    )
+    if isinstance(d.get("p90_seconds"), int):
+        lead += f" Its successful runs usually take {_duration(d['p90_seconds'])} (p90)."
+    blocks = [
+        _header(f"🐢 Overrun: {_batch(post.batch) if post.batch else run}"),
+        _section(_lead(mention, lead)),
+        _fields([("Batch", _batch(post.batch)), ("Started", started), ("max_runtime", limit)]),
+    ]
+    return text, blocks
+
+
 def _job_failed(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[str, list[Block]]:
     job = f"{_name(d.get('namespace'))}/{_name(d.get('job'))}"
     noun = "Workflow" if d.get("run_kind") == "Workflow" else "Job"
@@ -383,6 +437,8 @@ def _degraded(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[st
 _LAYOUTS = {
     "missed_deadline": _missed_deadline,
     "stale": _stale,
+    "at_risk": _at_risk,
+    "overrun": _overrun,
     "job_failed": _job_failed,
     "traceback": _traceback,
     "monitor_degraded": _degraded,
@@ -417,6 +473,15 @@ def _recovery_summary(resolve: Resolve) -> str:
         if d.get("source") == "kubernetes-watermark":
             return f"the Kubernetes Job watch caught up again at {at}"
         return f"{_source_name(d.get('source'))} was reached again at {at}"
+    if resolve.kind == "overrun":
+        ended = _when(d.get("ended_at") or resolve.at.isoformat(), zone)
+        outcome = {"succeeded": "succeeded", "failed": "failed"}.get(str(d.get("outcome")))
+        took = f" after {_duration(d['duration_seconds'])}" if d.get("duration_seconds") else ""
+        if outcome is None:
+            return f"the run is gone (deleted while running, or no longer listed) at {ended}"
+        return f"the run ended ({outcome}){took} at {ended}"
+    if resolve.kind == "at_risk":
+        return f"made it: *{_batch(resolve.batch)}* completed successfully at {at}, in time"
     summary = f"*{_batch(resolve.batch)}* completed successfully at {at}"
     if isinstance(d.get("late_seconds"), int):
         summary += f", *{_duration(d['late_seconds'])} late*"

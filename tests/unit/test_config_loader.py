@@ -254,7 +254,7 @@ def test_errors_in_a_later_file_point_into_that_file(tmp_path: Path) -> None:
         f"{label}/b.yaml:4:16: invalid duration 'soon': expected a number and a unit "
         "(ms, s, m, h, d, w), e.g. '90s', '5m', '2h', '1d'",
         f"{label}/b.yaml:5:5: unknown key 'colour'; valid keys: name, match, deadline, "
-        "freshness, window, grace, timezone, slack, notify",
+        "freshness, window, grace, timezone, max_runtime, at_risk, slack, notify",
     ]
 
 

@@ -289,3 +289,30 @@ def test_a_stalled_watch_says_the_api_answers_but_the_view_does_not_move() -> No
 
 
 MINUTE = timedelta(minutes=1)
+
+
+def test_at_risk_and_overrun_say_why_in_the_batch_zone_and_how_they_ended() -> None:
+    from monitor.notify.render import render_recovered, render_resolved
+
+    made = examples()
+    settings = RenderSettings()
+    risk = render_post(made["at_risk"], settings)
+    assert risk.text == (
+        "At risk: train-embeddings will probably miss its 2026-11-26 09:00 JST deadline."
+    )
+    lead = json.dumps(risk.blocks)
+    assert "has already run longer than the usual *35 min*" in lead
+    assert "train-embeddings-29399" in lead
+    closed = render_resolved(made["at_risk"], made["closed_at_risk"], settings)
+    assert closed.text.startswith("[Closed] At risk")
+    assert "superseded by the missed deadline" in json.dumps(closed.blocks)
+    overrun = render_post(made["overrun"], settings)
+    assert overrun.text == (
+        "Overrun: Job ml-batch/train-embeddings-29399 has run longer than 1 h, "
+        "batch train-embeddings."
+    )
+    assert made["overrun"].thread == "run:ml-batch/train-embeddings-29399"
+    ended = render_recovered(made["recovered_overrun"], settings)
+    assert ended.text == (
+        "Recovered: the run ended (succeeded) after 1 h 48 min at 2026-11-26 09:50 JST."
+    )

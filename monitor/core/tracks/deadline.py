@@ -239,6 +239,10 @@ class DeadlineTrack:
         ahead = (at for at in self.successes.values() if at > self.walked_to)
         return min(self.next_decision(), min(ahead, default=NEVER))
 
+    def met_deadline(self, deadline: datetime) -> bool:
+        """Whether a known success lies in the window of `deadline`."""
+        return self._met(deadline)
+
     def met_upcoming(self) -> bool:
         """Whether a known success already meets the first undecided deadline."""
         return self._met(self.upcoming)
