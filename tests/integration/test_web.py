@@ -10,19 +10,24 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from html.parser import HTMLParser
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.core.engine import Engine
-from monitor.core.facts import CLOUD_LOGGING, KUBERNETES, SourceHealth
+from monitor.core.facts import CLOUD_LOGGING, KUBERNETES, JobSeen, SourceHealth
+from monitor.core.runs import Run
+from monitor.core.schedule import DeadlineRule, cron_schedule
+from monitor.core.status import run_on_time
 from monitor.testing.wait import patient
 from monitor.web.metrics import Metrics
+from monitor.web.page import describe_cron
 from monitor.web.server import (
     LatestStatus,
     OnDemandStatus,
@@ -37,6 +42,8 @@ M = timedelta(minutes=1)
 D1 = T0 + 9 * H  # 2026-11-26T09:00Z
 NOW = D1 + M
 HOSTILE = "<script>alert('x&y')</script>"
+EVIL_RUN = '"><script>alert(1)</script>'
+EVIL_REASON = "\" onmouseover=\"alert('reason')"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -54,6 +61,18 @@ def scenario_engine() -> Engine:
     advance(engine, T0)
     engine.handle(succeeded("a", D1 - H, cronjob="on-time"))
     engine.handle(failed("b", D1 - 30 * M, cronjob="flaky"))
+    engine.handle(
+        JobSeen(
+            "evil-1",
+            "ml",
+            EVIL_RUN,
+            cronjob="evil",
+            outcome="failed",
+            reason=EVIL_REASON,
+            start_time=D1 - 2 * H,
+            failed_at=D1 - H,
+        )
+    )
     engine.handle(SourceHealth(KUBERNETES, reachable=True, last_contact=NOW))
     engine.handle(SourceHealth(CLOUD_LOGGING, False, NOW - 2 * M, detail="<b>429</b> quota"))
     advance(engine, NOW)
@@ -177,30 +196,102 @@ def test_api_status_has_the_spec_shape_and_each_state(served: Served) -> None:
     }
 
 
-class _PageParser(HTMLParser):
-    """Collects start tags and the text of each table row's cells."""
+@dataclass
+class Row:
+    """One table row of the page: its class, its cells' text, and for a batch its name and
+    the cells of its run strip ({kind: data-run, title, label: the accessible text})."""
+
+    kind: str
+    name: str = ""
+    cells: list[str] = field(default_factory=list)
+    runs: list[dict[str, str]] = field(default_factory=list)
+    times: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.kind.split()
+
+
+class PageParser(HTMLParser):
+    """Reads the status page (as served, or as a browser's DOM) into rows and tags."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.tags: list[str] = []
-        self.rows: list[list[str]] = []
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.rows: list[Row] = []
+        self.title = ""
         self._cell: list[str] | None = None
+        self._run: dict[str, str] | None = None
+        self._open: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
+        named = dict(attrs)
+        classes = (named.get("class") or "").split()
+        self.tags.append((tag, named))
+        self._open.append(tag)
         if tag == "tr":
-            self.rows.append([])
+            self.rows.append(Row(named.get("class") or ""))
         elif tag == "td":
             self._cell = []
+        elif tag == "li" and "run" in classes and self.rows:
+            self._run = {"kind": named.get("data-run") or "", "title": named.get("title") or ""}
+            self._run["label"] = ""
+            self.rows[-1].runs.append(self._run)
+        elif tag == "strong" and "name" in classes and self.rows:
+            self._open[-1] = "name"
+        elif tag == "time" and self.rows and self._cell is not None:
+            self.rows[-1].times.append(named.get("datetime") or "")
 
     def handle_endtag(self, tag: str) -> None:
+        if self._open:
+            self._open.pop()
         if tag == "td" and self._cell is not None:
-            self.rows[-1].append(" ".join(" ".join(self._cell).split()))
+            self.rows[-1].cells.append(" ".join(" ".join(self._cell).split()))
             self._cell = None
+        elif tag == "li":
+            self._run = None
 
     def handle_data(self, data: str) -> None:
         if self._cell is not None:
             self._cell.append(data)
+        if self._run is not None:
+            self._run["label"] += data
+        if self._open and self._open[-1] == "name":
+            self.rows[-1].name += data
+        if self._open and self._open[-1] == "title":
+            self.title += data
+
+    def batches(self) -> dict[str, Row]:
+        """Batch rows by name, in page order; each with its open-alerts row's text appended
+        as one more cell."""
+        found: dict[str, Row] = {}
+        last: Row | None = None
+        for row in self.rows:
+            if "batch" in row.classes:
+                found[row.name] = last = row
+            elif "alerts" in row.classes and last is not None:
+                last.cells.append(row.cells[-1])
+        return found
+
+    def of_kind(self, kind: str) -> list[Row]:
+        return [row for row in self.rows if kind in row.classes]
+
+
+def parse_page(page: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def assert_nothing_runs(parser: PageParser) -> None:
+    """No element that could run or load anything, and no event handler attribute."""
+    tags = {tag for tag, _ in parser.tags}
+    assert not tags & {"script", "iframe", "object", "embed", "img", "link", "form"}
+    handlers = [
+        (tag, name) for tag, attrs in parser.tags for name in attrs if name.startswith("on")
+    ]
+    assert handlers == []
 
 
 def test_status_page_shows_every_batch_and_escapes_hostile_text(served: Served) -> None:
@@ -213,10 +304,11 @@ def test_status_page_shows_every_batch_and_escapes_hostile_text(served: Served) 
     assert "<script" not in page
     assert "&lt;script&gt;alert(&#x27;x&amp;y&#x27;)&lt;/script&gt;" in page
     assert "&lt;b&gt;429&lt;/b&gt; quota" in page
-    parser = _PageParser()
-    parser.feed(page)
-    assert "script" not in parser.tags
-    states = {row[0]: row[1] for row in parser.rows if len(row) == 7}
+    assert '<meta http-equiv="refresh" content="10">' in page
+    parser = parse_page(page)
+    assert_nothing_runs(parser)
+    batches = parser.batches()
+    states = {name: row.cells[1] for name, row in batches.items()}
     assert states == {
         "on-time": "ok",
         "soon": "due soon",
@@ -225,17 +317,176 @@ def test_status_page_shows_every_batch_and_escapes_hostile_text(served: Served) 
         "flaky": "failing",
         HOSTILE: "missed",
     }
-    # Worst first, so a person sees what is wrong without scrolling.
-    assert list(states)[-2:] == ["soon", "on-time"]
-    late = next(row for row in parser.rows if row and row[0] == "late")
-    assert late[4] == "2026-11-27T09:00:00+00:00 in 23h 59m"
-    assert late[6] == "late@2026-11-26T09:00:00+00:00"
-    hostile = next(row for row in parser.rows if row and row[0] == HOSTILE)
-    assert hostile[6] == f"{HOSTILE}@2026-11-26T09:00:00+00:00"
-    sources = {row[0]: row[1] for row in parser.rows if len(row) == 5}
+    # Open incidents first, so a person sees what is wrong without scrolling.
+    assert list(states) == ["late", HOSTILE, "fresh", "flaky", "soon", "on-time"]
+    late = batches["late"]
+    assert late.cells[0] == "late At 09:00, every day (UTC)"
+    assert late.cells[6] == "2026-11-27 09:00:00 UTC in 23h 59m"
+    assert late.cells[-1] == "Open alerts: late@2026-11-26T09:00:00+00:00"
+    assert batches["fresh"].cells[0] == "fresh Success every 30m"
+    assert batches["on-time"].cells[3:5] == ["100%", "—"]
+    hostile = batches[HOSTILE]
+    assert hostile.cells[-1] == f"Open alerts: {HOSTILE}@2026-11-26T09:00:00+00:00"
+    # A hostile run name and failure reason stay text, in the tooltip and the label alike.
+    [run] = hostile.runs
+    assert run["kind"] == "failed"
+    assert run["title"].startswith(f"failed: {EVIL_RUN} ({EVIL_REASON}), started ")
+    assert run["label"] == run["title"]
+    sources = {row.cells[0]: row.cells[1] for row in parser.of_kind("source")}
     assert sources == {CLOUD_LOGGING: "down", KUBERNETES: "up"}
-    history_keys = [row[3] for row in parser.rows if len(row) == 4]
+    history_keys = [row.cells[3] for row in parser.of_kind("alert")]
     assert "job_failed:ml/flaky-b@b" in history_keys
+
+
+def _job(uid: str, start: datetime, end: datetime | None, outcome: str, cronjob: str) -> JobSeen:
+    common = {"uid": uid, "namespace": "ml", "name": f"{cronjob}-{uid}", "cronjob": cronjob}
+    if outcome == "succeeded":
+        return JobSeen(**common, start_time=start, outcome="succeeded", completion_time=end)
+    if outcome == "failed":
+        return JobSeen(
+            **common, start_time=start, outcome="failed", reason="Evicted", failed_at=end
+        )
+    return JobSeen(**common, start_time=start)
+
+
+def _last_change(job: JobSeen) -> datetime:
+    instant = job.completion_time or job.failed_at or job.start_time
+    assert instant is not None
+    return instant
+
+
+def strip_engine() -> Engine:
+    """Three days of one Tokyo batch (09:00 JST, 5m grace): on time, late, failed, running;
+    and a freshness batch whose successes are not judged."""
+    tokyo = ZoneInfo("Asia/Tokyo")
+    config = make_config(
+        deadline_batch("daily", grace="5m", timezone="Asia/Tokyo"),
+        {"name": "fresh", "match": {"cronjob": "fresh"}, "freshness": "1d"},
+    )
+    day = datetime(2026, 11, 23, 8, 30, tzinfo=tokyo)
+    engine = Engine(config, started_at=day - 8 * H)
+    advance(engine, day - 8 * H)
+    facts = [
+        _job("a", day, day + 35 * M, "succeeded", "daily"),  # 09:05: on time by its grace
+        _job("b", day + 24 * H, day + 24 * H + 35 * M + timedelta(seconds=1), "succeeded", "daily"),
+        _job("c", day + 48 * H, day + 48 * H + 10 * M, "failed", "daily"),
+        _job("d", day + 48 * H + 15 * M, None, "running", "daily"),
+        _job("f", day, day + M + timedelta(microseconds=250_000), "succeeded", "fresh"),
+    ]
+    for fact in sorted(facts, key=_last_change):  # delivered, then the watch moves past it
+        engine.handle(fact)
+        advance(engine, _last_change(fact))
+    advance(engine, day + 48 * H + 20 * M)
+    return engine
+
+
+def test_runs_say_whether_they_were_on_time_and_the_strip_shows_them_oldest_first(
+    served: Served,
+) -> None:
+    engine = strip_engine()
+    now = engine.now
+    served.status.publish(
+        StatusSnapshot.from_engine(engine, leader=True, synced=True, generated_at=now)
+    )
+    document = fetch(served.url + "/api/status").json()
+    batches = {b["name"]: b for b in document["batches"]}  # type: ignore[attr-defined]
+    daily = batches["daily"]
+    assert daily["timezone"] == "Asia/Tokyo"
+    assert [(r["name"], r["outcome"], r["on_time"]) for r in daily["runs"]] == [
+        ("daily-d", "running", None),
+        ("daily-c", "failed", None),
+        ("daily-b", "succeeded", False),  # 09:05:01: one second past 09:00 + grace
+        ("daily-a", "succeeded", True),  # 09:05:00 exactly
+    ]
+    assert [r["on_time"] for r in batches["fresh"]["runs"]] == [None]
+    parser = parse_page(fetch(served.url + "/").body.decode())
+    rows = parser.batches()
+    strip = rows["daily"].runs
+    assert [cell["kind"] for cell in strip] == ["on time", "late", "failed", "running"]
+    assert [cell["label"] for cell in strip] == [cell["title"] for cell in strip]
+    assert strip[0]["title"] == (
+        "on time: daily-a, started 2026-11-23 08:30:00 JST, "
+        "finished 2026-11-23 09:05:00 JST, took 35m"
+    )
+    assert strip[2]["title"].startswith("failed: daily-c (Evicted), started 2026-11-25")
+    assert strip[3]["title"] == "running: daily-d, started 2026-11-25 08:45:00 JST"
+    assert [cell["kind"] for cell in rows["fresh"].runs] == ["succeeded"]
+    # In the batch's own zone, to the second; the exact instant stays in the markup.
+    assert rows["daily"].cells[0] == "daily At 09:00, every day (Asia/Tokyo)"
+    assert rows["daily"].cells[5].startswith("2026-11-24 09:05:01 JST ")
+    assert rows["daily"].times[0] == "2026-11-24T09:05:01+09:00"
+    assert rows["fresh"].cells[5].startswith("2026-11-22 23:31:00 UTC ")  # no microseconds
+    assert rows["daily"].cells[3:5] == ["50%", "35m"]
+
+
+def test_run_on_time_is_judged_against_the_first_deadline_at_or_after_its_start() -> None:
+    tokyo = ZoneInfo("Asia/Tokyo")
+    rule = DeadlineRule(cron_schedule("0 9 * * *", tokyo), window=None, grace=5 * M)
+    nine = datetime(2026, 11, 26, 9, 0, tzinfo=tokyo)
+
+    def judged(start: datetime | None, end: datetime | None, outcome: str = "succeeded") -> object:
+        return run_on_time(Run("u", "n", start, end, outcome), rule)  # type: ignore[arg-type]
+
+    assert judged(nine - H, nine + 5 * M) is True
+    assert judged(nine - H, nine + 5 * M + timedelta(microseconds=1)) is False
+    assert judged(nine, nine + 5 * M) is True  # a start at the deadline is judged by it
+    assert judged(nine + timedelta(seconds=1), nine + 5 * M) is True  # tomorrow's
+    assert judged(nine - H, nine + 24 * H) is False
+    assert judged(None, nine) is None
+    assert judged(nine - H, nine, "failed") is None
+    assert judged(nine - H, None, "running") is None
+    assert run_on_time(Run("u", "n", nine - H, nine, "succeeded"), None) is None
+
+
+def test_crons_are_described_in_words_with_seconds_first_and_fall_back_to_the_text(
+    served: Served,
+) -> None:
+    assert describe_cron("0 9 * * *") == "At 09:00, every day"
+    assert describe_cron("30 0 9 * * MON-FRI") == "At 09:00:30, Monday through Friday"
+    assert describe_cron("0 0 9 ? * *") == "At 09:00, every day"  # seconds first, not a year
+    assert describe_cron("0 6 * * 1") == "At 06:00, only on Monday"
+    assert describe_cron("H 9 * * *") is None
+    snapshot = StatusSnapshot.from_engine(
+        scenario_engine(), leader=True, synced=True, generated_at=NOW
+    )
+    odd = [{**b, "rule": "H <9> * * *"} if b["name"] == "late" else b for b in snapshot.batches]
+    served.status.publish(replace(snapshot, batches=odd))
+    rows = parse_page(fetch(served.url + "/").body.decode()).batches()
+    assert rows["late"].cells[0] == "late H <9> * * * (UTC)"
+    assert rows["soon"].cells[0] == "soon At 10:00, every day (UTC)"
+
+
+def test_states_the_page_does_not_know_yet_are_shown_by_name(served: Served) -> None:
+    """silenced, at_risk and any later state: named, coloured, sorted; silenced marked."""
+    snapshot = StatusSnapshot.from_engine(
+        scenario_engine(), leader=True, synced=True, generated_at=NOW
+    )
+    renamed = {"on-time": "silenced", "soon": "at_risk", "flaky": "<b>new</b>"}
+    batches = [{**b, "state": renamed.get(b["name"], b["state"])} for b in snapshot.batches]
+    served.status.publish(replace(snapshot, batches=batches))
+    page = fetch(served.url + "/").body.decode()
+    parser = parse_page(page)
+    rows = parser.batches()
+    states = {name: row.cells[1] for name, row in rows.items()}
+    assert states == {
+        "late": "missed",
+        HOSTILE: "missed",
+        "fresh": "stale",
+        "soon": "at risk",
+        "flaky": "<b>new</b>",
+        "on-time": "silenced",
+    }
+    assert list(states) == ["late", HOSTILE, "fresh", "soon", "flaky", "on-time"]
+    assert "silenced" in rows["on-time"].classes
+    assert "silenced" not in rows["late"].classes
+    assert "&lt;b&gt;new&lt;/b&gt;" in page
+    assert parser.title == "sla-monitor: 2 missed, 1 stale, 1 at risk, 1 <b>new</b>, 1 silenced"
+    badges = {
+        attrs.get("style")
+        for tag, attrs in parser.tags
+        if tag == "span" and attrs.get("class") == "badge"
+    }
+    assert "background:#57606a" in badges  # the neutral colour of an unknown state
 
 
 def test_metrics_parse_and_carry_what_the_daemon_reported(served: Served) -> None:
@@ -431,5 +682,5 @@ def test_the_example_status_page_in_docs_is_current() -> None:
     assert rendered == (ROOT / "docs" / "status-page.html").read_text(encoding="utf-8"), (
         "docs/status-page.html is stale: run python docs/make_status_page.py"
     )
-    for state in ("ok", "due soon", "missed", "stale", "failing"):
+    for state in ("ok", "due soon", "missed", "stale", "failing", "running"):
         assert f">{state}</span>" in rendered
