@@ -204,7 +204,7 @@ def _missed_deadline(
         latest = _when(d.get("latest_deadline"), zone)
         spell = f"\n*{count} deadlines missed* in a row, the latest *{latest}*."
         text += f" {count} deadlines missed in a row, the latest {latest}."
-    run_text = _latest_run(d.get("latest_run"), zone)
+    run_text = _latest_run(d.get("latest_run"), zone, _instant(d.get("window_start")))
     if run_text:
         text += f" {run_text.replace('*', '').replace('`', '')}."
     blocks = [
@@ -231,7 +231,7 @@ def _missed_deadline(
     return text, blocks
 
 
-def _latest_run(run: Any, zone: Any) -> str:
+def _latest_run(run: Any, zone: Any, window_start: datetime | None = None) -> str:
     """Why it missed, from the latest run: never started, running (maybe hung), failed, or
     succeeded outside the window. Empty when the alert predates this detail."""
     if not isinstance(run, Mapping):
@@ -252,6 +252,13 @@ def _latest_run(run: Any, zone: Any) -> str:
         reason = one_line(run.get("reason") or "unknown reason", 200)
         return f"Latest run {name} failed: *{reason}* (at {_when(run.get('finished'), zone)})"
     if outcome == "succeeded":
+        started = _instant(run.get("started"))
+        if window_start is not None and started is not None and started <= window_start:
+            return (
+                f"No run started since {_when(run.get('started'), zone)}: the latest, "
+                f"{name}, succeeded at {_when(run.get('finished'), zone)}, before this "
+                "deadline's window"
+            )
         return (
             f"Latest run {name} succeeded at {_when(run.get('finished'), zone)}, "
             "outside this deadline's window"
