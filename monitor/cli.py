@@ -1,4 +1,4 @@
-"""The `sla-monitor` command line: run, check-config, schedule, schema, demo."""
+"""The `sla-monitor` command line: run, check-config, schedule, schema, backtest, demo."""
 
 from __future__ import annotations
 
@@ -75,6 +75,26 @@ def _configure_logging(level: str) -> None:
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.root.level))
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from monitor.core.schedule import parse_duration
+    from monitor.runtime.backtest import backtest
+    from monitor.runtime.kube_client import api_client_from_environment
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        for line in error.lines():
+            print(line, file=sys.stderr)
+        return 1
+    try:
+        since = parse_duration(args.since)
+    except ValueError as error:
+        print(f"sla-monitor backtest: --since {args.since!r}: {error}", file=sys.stderr)
+        return 2
+    _configure_logging("warning")
+    return backtest(config, since, sys.stdout, api_client_from_environment)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from monitor.testing.demo import run_demo
 
@@ -115,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(handler=_run)
+
+    backtest = commands.add_parser(
+        "backtest",
+        help="print the alerts a config would have posted over the runs the cluster still lists",
+    )
+    backtest.add_argument("--config", required=True, help="config file or directory")
+    backtest.add_argument("--since", default="7d", help="how far back (a duration: 7d, 36h)")
+    backtest.set_defaults(handler=_backtest)
 
     schema = commands.add_parser("schema", help="print the config's JSON Schema")
     schema.set_defaults(handler=_schema)
