@@ -371,6 +371,10 @@ class Engine:
             actions += self._with_latest_run(name, track.advance(horizon))
             self._took(name, track)
             self._encoded.pop(name, None)
+            if track.due() <= horizon:  # a track that cannot progress must not spin here
+                self._due[name] = horizon + _EPSILON
+                heapq.heappush(self._heap, (horizon + _EPSILON, name))
+                continue
             self._schedule(name)
             actions += self._watch_batch(name)  # a decided deadline, a new upcoming one
         while self._watch_heap and self._watch_heap[0][0] <= horizon:

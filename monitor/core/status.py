@@ -94,6 +94,8 @@ def batch_status(
         state = "stale"
     elif failing:
         state = "failing"
+    elif "at_risk" in kinds:
+        state = "at_risk"
     elif latest is not None and latest.outcome == "running":
         state = "running"
     else:

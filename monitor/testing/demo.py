@@ -4,8 +4,9 @@ No cluster, Slack or Google Cloud needed: the bundled loopback fakes (`monitor.t
 stand in for the Kubernetes API, Slack and Cloud Logging in this process, and
 `sla-monitor run` runs as a subprocess against them through its ordinary seams. A script
 then plays Jobs and log lines against deadlines a few seconds apart: one batch on time,
-one late then recovered, one failing with BackoffLimitExceeded, one logging a traceback,
-an Argo Workflow batch whose run fails, and a freshness batch going stale and recovering.
+one whose run hangs (warned `at_risk` from its past durations, then `overrun`, then late
+and recovered), one failing with BackoffLimitExceeded, one logging a traceback, an Argo
+Workflow batch whose run fails, and a freshness batch going stale and recovering.
 Every message that reaches the fake Slack is printed as its plain-text fallback, as it
 arrives; the status page's URL is printed first. The demo ends by itself; Ctrl-C (or
 SIGTERM) ends it and the daemon.
@@ -34,7 +35,15 @@ NAMESPACE = "ml-batch"
 ALERTS, ERRORS = "ml-batch-alerts", "ml-batch-errors"
 PROJECT, CLUSTER = "demo-project", "demo-cluster"
 #: Every post the script provokes, by kind; the demo succeeds when all have arrived.
-EXPECTED = {"job_failed": 2, "missed_deadline": 1, "traceback": 1, "stale": 1, "recovered": 2}
+EXPECTED = {
+    "job_failed": 2,
+    "missed_deadline": 1,
+    "at_risk": 1,
+    "overrun": 1,
+    "traceback": 1,
+    "stale": 1,
+    "recovered": 3,
+}
 TRACEBACK = [
     "Traceback (most recent call last):",
     '  File "/app/score.py", line 88, in <module>',
@@ -197,7 +206,12 @@ class Demo:
             "state": {"file": str(self.workdir / "state.json")},
             "batches": [
                 batch("recommend-daily", deadline=cron_at(self.instant(start, 12))),
-                batch("feature-build", deadline=cron_at(self.instant(start, 15))),
+                batch(
+                    "feature-build",
+                    deadline=cron_at(self.instant(start, 15)),
+                    window="60s",  # its five earlier runs lie before this window
+                    max_runtime=f"{round(self.pace.at(10))}s",
+                ),
                 batch("train-model", deadline=later, slack=errors),
                 batch("score-users", deadline=later, slack=errors),
                 batch("feature-refresh", freshness=f"{self.pace.freshness}s"),
@@ -236,12 +250,16 @@ class Demo:
         jobs, flows = self.stack.kube.jobs, self.stack.kube.workflows
         recommend, build = self.instant(start, 12), self.instant(start, 15)
         bound = self.pace.freshness
+        usual = round(self.pace.at(4))
         return [
+            Step(0, f"feature-build ran 5 times before, about {usual}s each (its p90)",
+                 lambda: self.history("feature-build", usual)),
             Step(0, f"feature-refresh-1 succeeds (a success needed every {bound}s)",
                  lambda: self.succeed("feature-refresh-1")),
             Step(1, f"recommend-daily-1 starts (deadline {recommend:%H:%M:%S})",
                  lambda: self.create("recommend-daily-1")),
-            Step(2, f"feature-build-1 starts (deadline {build:%H:%M:%S}); it will run late",
+            Step(2, f"feature-build-1 starts (deadline {build:%H:%M:%S}); it hangs: at risk "
+                    "once it outlasts its usual duration, an overrun after max_runtime",
                  lambda: self.create("feature-build-1")),
             Step(3, "train-model-1 starts", lambda: self.create("train-model-1")),
             Step(5, "recommend-daily-1 completes before its deadline: no alert",
@@ -267,6 +285,21 @@ class Demo:
 
     def create(self, job: str) -> None:
         self.stack.kube.jobs.create_job(NAMESPACE, job, cronjob=job.rsplit("-", 1)[0])
+
+    def history(self, batch: str, seconds: int) -> None:
+        """Five earlier successful runs of `batch`, `seconds` long, minutes ago."""
+        jobs = self.stack.kube.jobs
+        now = datetime.now(UTC)
+        for index in range(5):
+            started = now - timedelta(minutes=10 - index)
+            name = f"{batch}-0{index}"
+            jobs.create_finished_job(
+                NAMESPACE,
+                name,
+                cronjob=batch,
+                start_time=started,
+                completed_at=started + timedelta(seconds=seconds),
+            )
 
     def submit(self, workflow: str) -> None:
         family = workflow.rsplit("-", 1)[0]

@@ -226,6 +226,22 @@ class JobController:
                 self.set_pod_log(namespace, pod["metadata"]["name"], container, text)
         return stored.obj
 
+    def create_finished_job(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        cronjob: str | None = None,
+        start_time: datetime,
+        completed_at: datetime,
+    ) -> JsonObject:
+        """A Job that already completed (one ADDED event, as a relist or a new watcher
+        sees a past run): its status carries both success conditions and the times."""
+        job = job_object(namespace, name, cronjob=cronjob, start_time=start_time)
+        self._success_criteria(job, completed_at)
+        self._complete(job, completed_at - timedelta(seconds=1))
+        return self.store.create(JOBS, namespace, job).obj
+
     def pods_of(self, namespace: str, job_name: str) -> list[JsonObject]:
         return [
             stored.obj

@@ -68,9 +68,11 @@ def test_the_fast_demo_prints_every_scripted_alert_once_and_exits_0() -> None:
     assert Counter(kind for kind, _ in printed) == {
         "job_failed": 2,  # a Job's BackoffLimitExceeded and an Argo Workflow's phase Failed
         "missed_deadline": 1,
+        "at_risk": 1,  # feature-build's hung run outlasts its usual duration ...
+        "overrun": 1,  # ... then its max_runtime
         "traceback": 1,
         "stale": 1,
-        "recovered": 2,
+        "recovered": 3,  # the late batch, the stale one, the overrun run when it ends
     }, text
     channels = dict(printed)
     assert channels["job_failed"] == channels["traceback"] == "ml-batch-errors"
@@ -78,7 +80,9 @@ def test_the_fast_demo_prints_every_scripted_alert_once_and_exits_0() -> None:
     assert channels["missed_deadline"] == channels["stale"] == "ml-batch-alerts"
     assert "(BackoffLimitExceeded)" in text
     assert "KeyError: 'user_embedding_v2'" in text
-    assert text.count("[edited] [Resolved]") == 2
+    assert text.count("[edited] [Resolved]") == 3
+    assert text.count("[edited] [Closed]") == 1  # the warning, superseded by the miss
+    assert text.index("At risk: feature-build") < text.index("Missed deadline: feature-build")
     assert "recommend-daily did not complete" not in text  # the on-time batch stays silent
 
 

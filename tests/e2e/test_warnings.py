@@ -44,8 +44,10 @@ def test_a_run_that_does_not_start_is_at_risk_before_the_deadline_then_missed(
     for index in range(5):
         started = first + timedelta(minutes=index)
         name = f"nightly-{index}"
-        jobs.create_job("ml", name, cronjob="nightly", start_time=started)
-        jobs.complete_job("ml", name, at=started + timedelta(seconds=4))
+        end = started + timedelta(seconds=4)
+        jobs.create_finished_job(
+            "ml", name, cronjob="nightly", start_time=started, completed_at=end
+        )
     wait_until(lambda: len(batch_status(daemon, "nightly")["runs"]) == 5, timeout=5)
 
     # No run starts: at deadline - 4 s the batch is at risk, before the deadline.
@@ -56,6 +58,7 @@ def test_a_run_that_does_not_start_is_at_risk_before_the_deadline_then_missed(
     assert warned_at < deadline.timestamp()
     assert warned_at - (deadline.timestamp() - 4) <= timing_bound(2.0)
     assert "no run has started" in everything_sent(stack.slack)
+    assert batch_status(daemon, "nightly")["state"] == "at_risk"
 
     wait_until(lambda: of_kind(stack.slack, "missed_deadline"), timeout=until(deadline))
     [missed] = of_kind(stack.slack, "missed_deadline")

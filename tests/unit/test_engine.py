@@ -387,3 +387,22 @@ def test_status_reports_state_per_batch() -> None:
     status = {entry["name"]: entry for entry in engine.status()}
     assert status["daily"]["state"] == "ok"
     assert status["daily"]["last_success"] == "2026-11-26T09:03:00+00:00"
+
+
+def test_a_late_success_from_before_a_stale_spell_neither_ends_it_nor_stalls_the_engine() -> None:
+    """A success delivered long after it happened (Cloud Logging's lag, a relist) that
+    predates the spell: the batch stayed stale, and the engine keeps going."""
+    from monitor.core.facts import KUBERNETES as SOURCE
+
+    batch = {"name": "fresh", "match": {"namespace": "ml", "cronjob": "fresh"},
+             "freshness": "1d"}  # fmt: skip
+    engine = Engine(make_config(batch), started_at=T0)
+    [stale] = advance(engine, T0 + 48 * H)
+    assert stale.kind == "stale"
+    assert engine.handle(succeeded("old", T0 + 8 * H, cronjob="fresh")) == []  # not a recovery
+    ticked = engine.handle(Tick(T0 + 49 * H))  # returns: the engine is not stuck
+    assert [type(a).__name__ for a in ticked] == ["Remind"]  # the spell goes on (24 h)
+    assert engine.handle(Watermark(SOURCE, T0 + 49 * H)) == []  # still one spell
+    engine.handle(succeeded("new", T0 + 50 * H, cronjob="fresh"))
+    [recovered] = resolves(advance(engine, T0 + 51 * H))
+    assert recovered.key == stale.key

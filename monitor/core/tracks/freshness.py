@@ -47,9 +47,12 @@ class FreshnessTrack:
         return (self.last_success or self.clock_start) + self.freshness
 
     def due(self) -> datetime:
-        """The earliest horizon at which `advance` has something to do."""
+        """The earliest horizon at which `advance` has something to do (always after the
+        walk: a success that arrived late can put the stale instant behind it, and the
+        walk then opens the spell at its next step)."""
         stale = self.stale_at() + _EPSILON if self.incident is None else NEVER
-        return min(stale, min(self.pending.values(), default=NEVER))
+        due = min(stale, min(self.pending.values(), default=NEVER))
+        return max(due, self.walked_to + _EPSILON)
 
     def changes_nothing(self, uid: str, at: datetime) -> bool:
         """Whether a success can change nothing: seen already, or walked and no newer than
@@ -122,6 +125,8 @@ class FreshnessTrack:
         if self.last_success is not None and at <= self.last_success:
             return []
         self.last_success = at
+        if self.incident is not None and at <= self.incident.opened_at:
+            return []  # a success from before the spell (delivered late) does not end it
         incident, self.incident = self.incident, None
         if incident is None:
             return []
