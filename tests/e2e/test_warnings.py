@@ -3,8 +3,13 @@ miss saying why, `overrun` of a hung run resolved when it ends, history in /api/
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
 from datetime import timedelta
+from pathlib import Path
+
+import pytest
 
 from monitor.testing.stack import LocalStack, cron_at
 from monitor.testing.wait import timing_bound, wait_until
@@ -98,3 +103,29 @@ def test_a_run_over_max_runtime_is_one_overrun_resolved_when_it_ends(stack: Loca
     wait_until(lambda: stack.slack.message(overrun.ts).text.startswith("[Resolved]"), timeout=5)
     assert daemon.terminate() == 0
     assert kinds(stack.slack) == ["overrun", "recovered"]
+
+
+def test_the_status_page_of_a_running_daemon_renders_in_chromium(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """The page a person opens: served by the daemon itself, rendered by a real browser
+    (Debian's chromium; skipped, saying so, where it is not installed)."""
+    from tests.integration.test_status_page_browser import render
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium not installed: apt-get install chromium")
+    path = stack.write_config(
+        {"batches": [freshness_batch("embed", "1h", max_runtime="1h"), freshness_batch("x", "2h")]}
+    )
+    daemon = stack.spawn(path)
+    daemon.wait_ready()
+    stack.kube.jobs.create_job("ml", "embed-1", cronjob="embed")
+    stack.kube.jobs.complete_job("ml", "embed-1")
+    wait_until(lambda: batch_status(daemon, "embed")["runs"], timeout=5)
+    dom = render(browser, f"{daemon.url}/", tmp_path / "profile")
+    names = re.findall(r'<strong class="name">([^<]*)</strong>', dom)
+    assert sorted(names) == ["embed", "x"]
+    runs = re.findall(r'<li class="run" data-run="([a-z ]+)" title="[a-z ]+: ([^,]+),', dom)
+    assert runs == [("succeeded", "embed-1")]  # the strip, as the browser built it
+    assert daemon.terminate() == 0
