@@ -145,6 +145,7 @@ class Engine:
         self._watch_heap: list[tuple[datetime, str]] = []
         self._watch_due: dict[str, datetime] = {}
         self._running_uids: dict[str, tuple[str, ...]] = {}
+        self._warnings: dict[str, dict[str, str]] | None = None  # see _open_warnings
         self._queued: list[Action] = []
         self._encoded: dict[str, str] = {}
         self._reconcile(config, started_at)
@@ -392,17 +393,23 @@ class Engine:
         track = self.tracks.get(name)
         if horizon is None or batch is None or track is None:
             return []
-        open_here = {
-            key: alert["kind"]
-            for key, alert in self.open_alerts.items()
-            if alert["batch"] == name and alert["kind"] in _WATCH_KINDS
-        }
+        open_here = self._open_warnings().get(name, {})
         zone = track.rule.cron.tz if isinstance(track, DeadlineTrack) else ZoneInfo("UTC")
         found = watch(batch, track, self._runs_of(name), horizon, open_here, zone)
         if found.next_check != NEVER and self._watch_due.get(name) != found.next_check:
             self._watch_due[name] = found.next_check
             heapq.heappush(self._watch_heap, (found.next_check, name))
         return found.actions
+
+    def _open_warnings(self) -> dict[str, dict[str, str]]:
+        """Open `at_risk`/`overrun` alerts by batch (key -> kind), indexed once from the
+        open-alert log and then kept up to date by `_record`."""
+        if self._warnings is None:
+            self._warnings = {}
+            for key, alert in self.open_alerts.items():
+                if alert["kind"] in _WATCH_KINDS:
+                    self._warnings.setdefault(alert["batch"], {})[key] = alert["kind"]
+        return self._warnings
 
     def _watch_all(self) -> None:
         """Every batch's watches are due at the next horizon (start, restore, reload)."""
@@ -660,8 +667,14 @@ class Engine:
                         "batch": action.batch,
                         "at": iso(action.at),
                     }
-            elif isinstance(action, Resolve) and self.open_alerts.pop(action.key, None) is None:
-                continue  # Resolved already (or never posted): never say it twice.
+                    if action.kind in _WATCH_KINDS:
+                        warnings = self._open_warnings().setdefault(action.batch, {})
+                        warnings[action.key] = action.kind
+            elif isinstance(action, Resolve):
+                if self.open_alerts.pop(action.key, None) is None:
+                    continue  # Resolved already (or never posted): never say it twice.
+                if action.kind in _WATCH_KINDS:
+                    self._open_warnings().get(action.batch, {}).pop(action.key, None)
             self._remember(action)
             recorded.append(action)
         return recorded
@@ -834,6 +847,7 @@ class Engine:
         engine._index = BatchIndex(config.batches)
         engine._heap, engine._due, engine._recent = [], {}, OrderedDict()
         engine._watch_heap, engine._watch_due, engine._running_uids = [], {}, {}
+        engine._warnings = None
         engine._open = set()
         engine._encoded = {}
         restored = [track.incident for track in engine.tracks.values() if track.incident]
