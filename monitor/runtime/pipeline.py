@@ -410,7 +410,7 @@ class Pipeline:
             snapshot = StatusSnapshot.from_engine(
                 self._engine,
                 leader=True,
-                synced=self._kube.synced,
+                synced=self.synced,
                 generated_at=self._clock(),
                 sources={SLACK: {"up": bool(self._slack_reachable is not False)}},
             )
@@ -446,7 +446,8 @@ class Pipeline:
 
     @property
     def synced(self) -> bool:
-        return self._kube.synced
+        """Ready: the runs are listed, and so are the pods whose logs are read."""
+        return self._kube.synced and (self._pod_logs is None or self._pod_logs.synced)
 
     def flush(self, timeout: float) -> bool:
         return self._notifier.flush(timeout)

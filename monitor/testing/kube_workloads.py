@@ -261,7 +261,7 @@ class JobController:
     ) -> None:
         """`SuccessCriteriaMet` (if `early`) then `Complete` + `completionTime` (if `final`)."""
         moment = at or datetime.now(UTC)
-        self._finish_pods(namespace, name, "Succeeded")
+        self._finish_pods(namespace, name, "Succeeded", moment)
         if early:
             self.store.modify(
                 JOBS, namespace, name, lambda job: self._success_criteria(job, moment)
@@ -309,7 +309,7 @@ class JobController:
         """`FailureTarget` (if `early`) then `Failed` (if `final`), both with `reason`."""
         moment = at or datetime.now(UTC)
         message = FAILURE_MESSAGES.get(reason, reason)
-        self._finish_pods(namespace, name, "Failed")
+        self._finish_pods(namespace, name, "Failed", moment)
 
         def add(kind: str, when: datetime) -> Any:
             def change(job: JsonObject) -> None:
@@ -331,8 +331,10 @@ class JobController:
         for pod in pods:
             self.store.delete(PODS, namespace, pod["metadata"]["name"])
 
-    def _finish_pods(self, namespace: str, job_name: str, phase: str) -> None:
-        now = datetime.now(UTC)
+    def _finish_pods(
+        self, namespace: str, job_name: str, phase: str, at: datetime | None = None
+    ) -> None:
+        now = at or datetime.now(UTC)
         for pod in self.pods_of(namespace, job_name):
             if pod["status"].get("phase") in ("Succeeded", "Failed"):
                 continue

@@ -129,7 +129,7 @@ def test_pods_finished_before_first_start_are_not_alerted(
     kube: FakeKubeApi, make_source: SourceFactory
 ) -> None:
     run_job(kube, "old", {"main": SECOND}, datetime.now(UTC) - timedelta(hours=2))
-    kube.jobs.fail_job(NAMESPACE, "old")
+    kube.jobs.fail_job(NAMESPACE, "old", at=datetime.now(UTC) - timedelta(hours=1))
     facts: list[Fact] = []
     source = make_source(facts)
     run_job(kube, "new", {"main": SECOND}, datetime.now(UTC))
@@ -138,6 +138,23 @@ def test_pods_finished_before_first_start_are_not_alerted(
     wait_until(lambda: source.idle)
     assert [f.job for f in tracebacks(facts)] == ["new"]
     assert log_reads(kube) == 1
+
+
+def test_a_container_that_ended_after_the_first_start_is_read_even_from_the_first_list(
+    kube: FakeKubeApi,
+) -> None:
+    """The daemon starts, the pod fails, and only then does the first list arrive: that
+    container ended after the start, so its traceback is news, not history."""
+    facts: list[Fact] = []
+    source = PodLogSource(kube.api_client(), [NAMESPACE], facts.append)  # not started yet
+    run_job(kube, "early", {"main": SECOND}, datetime.now(UTC))
+    kube.jobs.fail_job(NAMESPACE, "early")
+    source.start()
+    try:
+        wait_until(lambda: tracebacks(facts))
+        assert [f.job for f in tracebacks(facts)] == ["early"]
+    finally:
+        source.stop()
 
 
 def test_restart_with_cursor_reads_only_what_ended_meanwhile(

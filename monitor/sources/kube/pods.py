@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from msgspec import Raw
 
 from monitor.sources.kube.decode import DecodeError, ListMetadata, ObjectMetadata, OwnerReference
-from monitor.sources.kube.reduce import MalformedRun, text_field
+from monitor.sources.kube.reduce import MalformedRun, parse_time, text_field
 from monitor.sources.kube.resources import Codec, WatchedResource
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
@@ -35,10 +36,16 @@ class PodSeen:
     job_uid: str | None
     terminated: tuple[str, ...]  # containers whose current state is `terminated`
     labels: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: When each terminated container finished (`state.terminated.finishedAt`), if known.
+    finished: Mapping[str, datetime] = field(default_factory=dict, hash=False)
+
+
+class Terminated(msgspec.Struct, rename="camel", gc=False):
+    finished_at: Any = None
 
 
 class ContainerState(msgspec.Struct, gc=False):
-    terminated: Any = None
+    terminated: Terminated | None = None
 
 
 class ContainerStatus(msgspec.Struct, gc=False):
@@ -95,7 +102,8 @@ def reduce_pod(pod: PodDocument) -> PodSeen:
         raise MalformedRun("metadata.uid, namespace or name is missing")
     labels = meta.labels if meta.labels is not None else {}
     job, job_uid = controlling_job(meta.owner_references, labels)
-    terminated = []
+    terminated: list[str] = []
+    finished: dict[str, datetime] = {}
     status = pod.status or PodStatus()
     for statuses in (status.init_container_statuses, status.container_statuses):
         for container in statuses or ():
@@ -104,7 +112,10 @@ def reduce_pod(pod: PodDocument) -> PodSeen:
             container_name = text_field(container.name, "status.containerStatuses[].name")
             if container_name is not None:
                 terminated.append(container_name)
-    return PodSeen(uid, namespace, name, job, job_uid, tuple(terminated), labels)
+                ended = parse_time(container.state.terminated.finished_at, "finishedAt")
+                if ended is not None:
+                    finished[container_name] = ended
+    return PodSeen(uid, namespace, name, job, job_uid, tuple(terminated), labels, finished)
 
 
 def reduce_raw_pod(raw: bytes | Raw) -> PodSeen:

@@ -9,9 +9,9 @@ its log is read once (`timestamps=true`, the last `MAX_TAIL_LINES` lines, at mos
 Logging. Facts carry the same identity (namespace, pod, container, time of the
 `Traceback` line) and the controlling Job's name and uid (`sources.kube.pods`).
 
-Containers already terminated in the very first list of a first start are only
-remembered, not read, so a first start does not alert old tracebacks; `cursor()` keeps
-the read containers so a restart reads only those that ended meanwhile.
+Containers that had already terminated before a first start (`finishedAt` earlier) are
+only remembered, not read, so a first start does not alert old tracebacks; `cursor()`
+keeps the read containers so a restart reads only those that ended meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes.client import ApiClient, CoreV1Api
@@ -40,6 +40,8 @@ MAX_TAIL_LINES = 5_000
 DEFAULT_MAX_BYTES = 1024 * 1024
 MAX_REMEMBERED_CONTAINERS = 20_000
 REQUEST_TIMEOUT_SECONDS = 30.0
+#: finishedAt is stamped to the second by the kubelet's clock.
+STARTUP_SLACK = timedelta(seconds=2)
 
 
 def timestamped_lines(raw: bytes) -> Iterator[LogLine]:
@@ -91,6 +93,9 @@ class PodLogSource:
         self._scanned: dict[str, str] = {}  # "<pod uid>/<container>" -> when it was read
         self._queued: set[str] = set()
         self._baseline_done = False  # a restored cursor: nothing found is old news
+        # A first start ignores containers that ended before it; one that ended since (the
+        # first list can be a moment late) is read like any other.
+        self._started_at = datetime.now(UTC) - STARTUP_SLACK
         self._threads: list[threading.Thread] = []
         self._reachable: bool | None = None
         if cursor:
@@ -159,7 +164,8 @@ class PodLogSource:
                 key = f"{item.uid}/{container}"
                 if key in self._scanned or key in self._queued or item.uid in self._scanned:
                     continue
-                if first_list:
+                ended = item.finished.get(container)
+                if first_list and (ended is None or ended < self._started_at):
                     self._remember(key, now)
                 else:
                     self._queued.add(key)
