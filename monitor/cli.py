@@ -7,9 +7,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from monitor.config.load import ConfigError, config_json_schema, load_config
+from monitor.core.schedule import cron_schedule
 
 
 def _check_config(args: argparse.Namespace) -> int:
@@ -31,14 +32,32 @@ def _schedule(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         return 1
     now = datetime.now(UTC)
+    try:
+        since = datetime.fromisoformat(args.since) if args.since else None
+    except ValueError:
+        print(f"sla-monitor schedule: --since {args.since!r} is not an ISO 8601 date or time",
+              file=sys.stderr)  # fmt: skip
+        return 2
     for batch in config.batches:
         rule = config.deadline_rule(batch)
         if rule is None:
             print(f"{batch.name}: freshness {batch.freshness} (no deadlines)")
             continue
-        print(f"{batch.name}: {batch.deadline} ({rule.cron.tz.key})")
+        calendar = config.calendar_of(batch)
+        on = f", business days of {calendar.name}" if calendar is not None else ""
+        print(f"{batch.name}: {batch.deadline} ({rule.cron.tz.key}{on})")
         local = rule.cron.local  # printed in the batch's own zone, with its offset
-        for deadline in rule.cron.upcoming(now, args.count):
+        every_day = cron_schedule(batch.deadline, rule.cron.tz)
+        after = now
+        if since is not None:  # a naive --since is a wall time in the batch's own zone
+            start = since if since.tzinfo else since.replace(tzinfo=rule.cron.tz)
+            after = start - timedelta(microseconds=1)
+        for deadline in rule.cron.upcoming(after, args.count):
+            if calendar is not None:  # the instants the calendar dropped before this one
+                for dropped in every_day.between(after, deadline - timedelta(microseconds=1)):
+                    day = local(dropped).date()
+                    print(f"  {day.isoformat()} skipped: {calendar.skipped(day)}")
+            after = deadline
             start, end = rule.window_of(deadline)
             print(
                 f"  {local(deadline).isoformat()}  "
@@ -120,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     schedule = commands.add_parser("schedule", help="print each batch's next deadlines")
     schedule.add_argument("path")
     schedule.add_argument("--count", type=int, default=5)
+    schedule.add_argument(
+        "--since", help="list from this ISO 8601 instant instead of now (e.g. 2026-12-28)"
+    )
     schedule.set_defaults(handler=_schedule)
 
     run = commands.add_parser("run", help="run the monitor (against $KUBECONFIG or in-cluster)")

@@ -60,7 +60,11 @@ def load_config(path: str | Path) -> Config:
         except ValidationError as error:
             problems += _explain(error.errors(include_url=False), merged)
     if config is not None and not problems:
-        problems += _unrouted(config, merged) + _workflows_without_argo(config, merged)
+        problems += (
+            _unrouted(config, merged)
+            + _workflows_without_argo(config, merged)
+            + _unknown_calendars(config, merged)
+        )
     if problems:
         raise ConfigError(problems)
     assert config is not None
@@ -231,6 +235,20 @@ def _workflows_without_argo(config: Config, merged: _Merged) -> list[Problem]:
         )
         for index, batch in enumerate(config.batches)
         if batch.match.workflow is not None
+    ]
+
+
+def _unknown_calendars(config: Config, merged: _Merged) -> list[Problem]:
+    """A batch naming a calendar the config does not define."""
+    known = sorted(config.calendars)
+    return [
+        Problem(
+            _position_of(merged, (_MERGED_LIST, index, "calendar"), pick="value"),
+            f"unknown calendar {batch.calendar!r}; "
+            + (f"defined: {', '.join(known)}" if known else "define it under 'calendars'"),
+        )
+        for index, batch in enumerate(config.batches)
+        if batch.calendar is not None and batch.calendar not in config.calendars
     ]
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import difflib
 import re
 import zoneinfo
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import cache, cached_property
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.core.calendars import WEEKDAYS, BusinessCalendar
 from monitor.core.regex import Pattern, RegexError, compile_pattern
 from monitor.core.schedule import (
     DURATION_PATTERN,
@@ -275,6 +276,58 @@ class StateSettings(_Strict):
         return value
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _default_weekends() -> list[Weekday]:
+    return ["sat", "sun"]
+
+
+class CalendarSettings(_Strict):
+    """A named business-day calendar: weekends, holidays, extra working days."""
+
+    country: str | None = Field(
+        None,
+        description="Public holidays by country: not available yet (list them in extra_holidays).",
+    )
+    subdivision: str | None = Field(None, description="With country: not available yet.")
+    weekends: list[Weekday] = Field(
+        default_factory=_default_weekends, description="Days of the week that are off."
+    )
+    extra_holidays: list[date] = Field(
+        default_factory=list, description="Days off, e.g. 2026-12-31 (public holidays too)."
+    )
+    extra_working_days: list[date] = Field(
+        default_factory=list, description="Business days whatever else says (wins over all)."
+    )
+
+    @field_validator("country", "subdivision")
+    @classmethod
+    def _not_yet(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError(
+                "public holidays by country are not available: the holidays package "
+                "requires python-dateutil<3 and kubernetes 37 requires >=3; list the "
+                "holidays under extra_holidays"
+            )
+        return value
+
+    @field_validator("weekends")
+    @classmethod
+    def _some_workday(cls, value: list[Weekday]) -> list[Weekday]:
+        if len(set(value)) == 7:
+            raise ValueError("weekends cannot be every day of the week")
+        return value
+
+    def calendar(self, name: str) -> BusinessCalendar:
+        return BusinessCalendar(
+            name=name,
+            weekends=frozenset(WEEKDAYS.index(day) for day in self.weekends),
+            extra_holidays=frozenset(self.extra_holidays),
+            extra_working_days=frozenset(self.extra_working_days),
+        )
+
+
 class HealthSettings(_Strict):
     """When an unreachable source becomes a monitor_degraded alert."""
 
@@ -366,6 +419,9 @@ class Batch(_Strict):
     )
     grace: Duration = Field(timedelta(0), description="Extra time after each deadline.")
     timezone: TimezoneName | None = Field(None, description="Overrides the global timezone.")
+    calendar: str | None = Field(
+        None, description="Name of a calendar: only deadlines on its business days count."
+    )
     max_runtime: Duration | None = Field(
         None, description="A run still running after this long is an overrun (a hang)."
     )
@@ -420,6 +476,9 @@ class Config(_Strict):
     cloud_logging: CloudLoggingSettings | None = None
     state: StateSettings = StateSettings()
     health: HealthSettings = HealthSettings()
+    calendars: dict[str, CalendarSettings] = Field(
+        default_factory=dict, description="Named business-day calendars batches can use."
+    )
     batches: list[Batch] = Field(default_factory=list)
     unmatched: Unmatched | None = Field(
         None, description="Absent: Jobs that match no batch raise no alert."
@@ -433,10 +492,20 @@ class Config(_Strict):
         if batch.deadline is None:
             return None
         return DeadlineRule(
-            cron=cron_schedule(batch.deadline, self.zone_of(batch)),
+            cron=cron_schedule(batch.deadline, self.zone_of(batch), self.calendar_of(batch)),
             window=batch.window,
             grace=batch.grace,
         )
+
+    def calendar_of(self, batch: BatchSpec) -> BusinessCalendar | None:
+        """The batch's business-day calendar (None: every day counts)."""
+        if batch.calendar is None:
+            return None
+        return self._calendars[batch.calendar]
+
+    @cached_property
+    def _calendars(self) -> dict[str, BusinessCalendar]:
+        return {name: settings.calendar(name) for name, settings in self.calendars.items()}
 
     @cached_property
     def _batches_by_name(self) -> dict[str, Batch]:

@@ -89,6 +89,9 @@ def schedule_signature(config: ConfigSpec, batch: BatchSpec) -> str:
     zone = canonical_zone(config.zone_of(batch).key)
     if batch.deadline is not None:
         text = f"deadline|{batch.deadline}|{zone}|{batch.window}|{batch.grace}"
+        calendar = config.calendar_of(batch)
+        if calendar is not None:  # appended only when set: older signatures stay valid
+            text += f"|calendar|{calendar.signature()}"
     else:
         text = f"freshness|{batch.freshness}"
     return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()

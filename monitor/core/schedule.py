@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from monitor.core.calendars import BusinessCalendar
+
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 DURATION_PATTERN = r"^\s*\d+\s*(ms|s|m|h|d|w)\s*$"
@@ -143,6 +145,11 @@ def validate_cron(expression: str) -> str:
     return expression
 
 
+#: Instants a calendar may skip in a row before a schedule gives up (a minutely cron over a
+#: long holiday skips about 1,440 a day; a calendar with no business day at all, forever).
+_MAX_SKIPPED = 1_000_000
+
+
 def _wall(instant: datetime, tz: ZoneInfo) -> datetime:
     # Through UTC: astimezone() to an instant's own tzinfo returns it unchanged.
     return instant.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
@@ -181,7 +188,8 @@ def place(wall: datetime, tz: ZoneInfo) -> datetime:
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """The deadline instants (in UTC) of one cron expression in one timezone.
+    """The deadline instants (in UTC) of one cron expression in one timezone, only those
+    on business days of `calendar` when one is given (by the instant's date in `tz`).
 
     One croniter per schedule, re-positioned for each query: parsing the expression is
     most of croniter's cost, and an engine with thousands of batches asks often.
@@ -189,6 +197,7 @@ class CronSchedule:
 
     expression: str
     tz: ZoneInfo
+    calendar: BusinessCalendar | None = None
     _walls: croniter = field(init=False, repr=False, compare=False)
     _lock: threading.Lock = field(init=False, repr=False, compare=False)
     _memo: dict[tuple[datetime, bool], datetime] = field(init=False, repr=False, compare=False)
@@ -207,13 +216,17 @@ class CronSchedule:
         self, start_wall: datetime, backwards: bool, accept: Callable[[datetime], bool]
     ) -> datetime:
         """The first placed wall time from `start_wall` (exclusive) that `accept`s."""
+        calendar = self.calendar
         with self._lock:
             self._walls.set_current(start_wall, force=True)
             step = self._walls.get_prev if backwards else self._walls.get_next
-            while True:
+            for _ in range(_MAX_SKIPPED):
                 instant = place(step(datetime), self.tz)
-                if accept(instant):
+                if accept(instant) and (
+                    calendar is None or calendar.is_business_day(instant.astimezone(self.tz).date())
+                ):
                     return instant
+        raise ValueError(f"{self.expression!r}: no business day in {_MAX_SKIPPED} instants")
 
     def next_after(self, instant: datetime) -> datetime:
         """The first deadline strictly after `instant`."""
@@ -263,9 +276,11 @@ class CronSchedule:
 
 
 @functools.lru_cache(maxsize=4096)
-def cron_schedule(expression: str, tz: ZoneInfo) -> CronSchedule:
-    """A shared schedule per (expression, zone): batches often share their cron."""
-    return CronSchedule(expression, tz)
+def cron_schedule(
+    expression: str, tz: ZoneInfo, calendar: BusinessCalendar | None = None
+) -> CronSchedule:
+    """A shared schedule per (expression, zone, calendar): batches often share their cron."""
+    return CronSchedule(expression, tz, calendar)
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,9 @@ def test_example_loads_with_the_documented_values() -> None:
     rule = config.deadline_rule(daily)
     assert rule is not None
     deadline = rule.cron.next_after(datetime(2026, 2, 28, 12, tzinfo=UTC))
-    assert deadline == datetime(2026, 3, 1, 9, tzinfo=ZoneInfo("Asia/Tokyo"))
+    # 2026-03-01 is a Sunday, not a business day of its calendar: Monday's deadline is next.
+    assert daily.calendar == "jp-business"
+    assert deadline == datetime(2026, 3, 2, 9, tzinfo=ZoneInfo("Asia/Tokyo"))
     assert rule.window_of(deadline) == (
         deadline - timedelta(hours=24),
         deadline + timedelta(minutes=5),
@@ -254,7 +256,7 @@ def test_errors_in_a_later_file_point_into_that_file(tmp_path: Path) -> None:
         f"{label}/b.yaml:4:16: invalid duration 'soon': expected a number and a unit "
         "(ms, s, m, h, d, w), e.g. '90s', '5m', '2h', '1d'",
         f"{label}/b.yaml:5:5: unknown key 'colour'; valid keys: name, match, deadline, "
-        "freshness, window, grace, timezone, max_runtime, at_risk, slack, notify",
+        "freshness, window, grace, timezone, calendar, max_runtime, at_risk, slack, notify",
     ]
 
 
