@@ -64,6 +64,7 @@ def load_config(path: str | Path) -> Config:
             _unrouted(config, merged)
             + _workflows_without_argo(config, merged)
             + _unknown_calendars(config, merged)
+            + _unknown_silenced(config, merged)
         )
     if problems:
         raise ConfigError(problems)
@@ -249,6 +250,20 @@ def _unknown_calendars(config: Config, merged: _Merged) -> list[Problem]:
         )
         for index, batch in enumerate(config.batches)
         if batch.calendar is not None and batch.calendar not in config.calendars
+    ]
+
+
+def _unknown_silenced(config: Config, merged: _Merged) -> list[Problem]:
+    """A silence naming a batch the config does not have (a typo would silence nothing)."""
+    names = {batch.name for batch in config.batches}
+    return [
+        Problem(
+            _position_of(merged, ("silences", index, "batches", position), pick="value"),
+            f'unknown batch {name!r} in a silence (use "*" for every batch)',
+        )
+        for index, silence in enumerate(config.silences)
+        for position, name in enumerate(silence.batches)
+        if name != "*" and name not in names
     ]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import zoneinfo
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache, cached_property
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -328,6 +329,31 @@ class CalendarSettings(_Strict):
         )
 
 
+class Silence(_Strict):
+    """No alert for these batches from `from` (inclusive) to `until` (exclusive)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    batches: list[str] = Field(
+        ..., min_length=1, description='Batch names, or ["*"] for every batch.'
+    )
+    starts: AwareDatetime = Field(..., alias="from", description="ISO 8601 with offset.")
+    until: AwareDatetime = Field(..., description="ISO 8601 with offset (exclusive).")
+    reason: str = Field("", description="Why: shown on the status page.")
+
+    @field_validator("until")
+    @classmethod
+    def _after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        starts = info.data.get("starts")
+        if starts is not None and value <= starts:
+            raise ValueError("'until' must be after 'from'")
+        return value
+
+    def covers(self, batch: str, at: datetime) -> bool:
+        """Whether an alert of `batch` due at `at` is silenced."""
+        return self.starts <= at < self.until and ("*" in self.batches or batch in self.batches)
+
+
 class HealthSettings(_Strict):
     """When an unreachable source becomes a monitor_degraded alert."""
 
@@ -478,6 +504,9 @@ class Config(_Strict):
     health: HealthSettings = HealthSettings()
     calendars: dict[str, CalendarSettings] = Field(
         default_factory=dict, description="Named business-day calendars batches can use."
+    )
+    silences: list[Silence] = Field(
+        default_factory=list, description="Spans in which the listed batches post nothing."
     )
     batches: list[Batch] = Field(default_factory=list)
     unmatched: Unmatched | None = Field(

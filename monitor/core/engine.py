@@ -35,6 +35,7 @@ from monitor.core.facts import (
     JobGone,
     JobSeen,
     Post,
+    Remind,
     Resolve,
     SourceHealth,
     Tick,
@@ -48,6 +49,7 @@ from monitor.core.kinds import (
     RecoveredDetails,
     TracebackDetails,
     is_resolvable,
+    kind_info,
 )
 from monitor.core.matching import BatchIndex, JobIdentity
 from monitor.core.runs import RunHistory, describe_run
@@ -149,6 +151,8 @@ class Engine:
         self._watch_due: dict[str, datetime] = {}
         self._running_uids: dict[str, tuple[str, ...]] = {}
         self._warnings: dict[str, dict[str, str]] | None = None  # see _open_warnings
+        #: Incidents opened inside a silence, posted when it ends if still open (by key).
+        self.held: dict[str, Post] = {}
         self._queued: list[Action] = []
         self._encoded: dict[str, str] = {}
         self._reconcile(config, started_at)
@@ -190,7 +194,8 @@ class Engine:
                         actions += self._watch_batch(name)
         if self._queued:
             actions, self._queued = self._queued + actions, []
-        return self._record(actions)
+        recorded = self._record(actions)
+        return recorded + self._release_held() if self.held else recorded
 
     def handle_all(self, facts: Iterable[Fact]) -> list[Action]:
         return [action for fact in facts for action in self.handle(fact)]
@@ -473,6 +478,7 @@ class Engine:
             if self._lagging_since is not None:
                 lag_due = max(lag_due, self._lagging_since + _LAG_CONFIRMATION)
             instants.append(lag_due)
+        instants += self._silence_ends()
         every = self.config.slack.remind
         for incident in self._incidents():
             reminder = incident.next_reminder(every)
@@ -658,6 +664,8 @@ class Engine:
         """Drop keys already posted, and remember what is open."""
         recorded: list[Action] = []
         for action in actions:
+            if self._held_back(action):
+                continue
             if isinstance(action, Post):
                 # Edits and reminders are numbered by their incident's own state, so they
                 # can never repeat; only posts need the key log.
@@ -681,6 +689,67 @@ class Engine:
             self._remember(action)
             recorded.append(action)
         return recorded
+
+    # -- silences ------------------------------------------------------------------------
+
+    def _silenced(self, batch: str, at: datetime) -> bool:
+        return bool(batch) and any(s.covers(batch, at) for s in self.config.silences)
+
+    def _held_back(self, action: Action) -> bool:
+        """Silences: an alert due inside one is recorded (its key kept, counted) and not
+        posted; an incident is held to be posted when the silence ends, kept current by
+        its edits, and dropped if it closes first."""
+        if isinstance(action, Post):
+            if action.key in self.posted or not self._silenced(action.batch, action.at):
+                return False
+            self.posted[action.key] = action.at
+            self._decisions.append(Decision(action.batch, "silenced"))
+            self.history.append(
+                {"at": iso(action.at), "kind": "silenced", "batch": action.batch,
+                 "key": action.key}
+            )  # fmt: skip
+            del self.history[:-_HISTORY_LENGTH]
+            if kind_info(action.kind).incident:
+                self.held[action.key] = action
+            return True
+        if isinstance(action, Edit) and action.key in self.held:
+            self.held[action.key] = dataclasses.replace(
+                self.held[action.key], details=action.details
+            )
+            return True
+        if isinstance(action, Remind):
+            return action.parent in self.held
+        if isinstance(action, Resolve) and action.key in self.held:
+            del self.held[action.key]  # closed inside the silence: never posted
+            return True
+        return False
+
+    def _release_held(self) -> list[Action]:
+        """Incidents still open when their silence has ended are posted now: ended as far
+        as the cluster has been seen (the horizon), so a completion inside the silence that
+        is still on its way closes the incident first instead of following its post."""
+        horizon = self.horizon()
+        if horizon is None:
+            return []
+        released: list[Action] = []
+        for key, post in list(self.held.items()):
+            if self._silenced(post.batch, horizon):
+                continue
+            del self.held[key]
+            self.open_alerts[key] = {"kind": post.kind, "batch": post.batch, "at": iso(post.at)}
+            self._remember(post)
+            released.append(post)
+        return released
+
+    def _silence_ends(self) -> list[datetime]:
+        """When silences holding incidents end (the engine wakes to post them)."""
+        ends = []
+        for post in self.held.values():
+            horizon = self.horizon() or self.now
+            covering = [s.until for s in self.config.silences if s.covers(post.batch, horizon)]
+            if covering:
+                ends.append(max(covering))
+        return ends
 
     def _remember(self, action: Action) -> None:
         kind = "recovered" if isinstance(action, Resolve) else action.kind
@@ -722,6 +791,7 @@ class Engine:
                 self.last_failure.get(batch.name),
                 self.config.zone_of(batch),
                 self.now,
+                silenced=self._silenced(batch.name, self.now),
             )
             for batch in self.config.batches
         ]
@@ -777,6 +847,10 @@ class Engine:
                 if key not in incidents
             },
             "last_failure": {name: epoch(at) for name, at in self.last_failure.items()},
+            "held": [
+                {"k": p.key, "kind": p.kind, "b": p.batch, "a": iso(p.at), "d": dict(p.details)}
+                for p in self.held.values()
+            ],
             "sources": {
                 source: {
                     "reachable": state.reachable,
@@ -853,8 +927,20 @@ class Engine:
         engine._warnings = None
         engine._open = set()
         engine._encoded = {}
+        engine.held = {
+            saved["k"]: Post(
+                kind=saved["kind"],
+                batch=saved["b"],
+                key=saved["k"],
+                at=parse_instant(saved["a"]),
+                details=saved.get("d") or {},
+            )
+            for saved in data.get("held") or ()
+        }
         restored = [track.incident for track in engine.tracks.values() if track.incident]
         for incident in [*restored, *gone]:
+            if incident.key in engine.held:
+                continue  # opened inside a silence: not posted yet
             engine.open_alerts[incident.key] = {
                 "kind": incident.kind,
                 "batch": incident.batch,

@@ -31,8 +31,9 @@ Lane = Literal["sla", "errors"]
 Severity = Literal["page", "warning", "info"]
 #: Why the engine judged as it did, logged and counted (`sla_monitor_decisions_total`):
 #: a deadline met; missed (an incident opens); repeat (a miss inside an open incident);
-#: recovered (an incident resolved); suppressed (a signal a batch's `notify` switch mutes).
-Reason = Literal["met", "missed", "repeat", "recovered", "suppressed"]
+#: recovered (an incident resolved); suppressed (a signal a batch's `notify` switch mutes);
+#: silenced (an alert due inside a silence of its batch: recorded, not posted).
+Reason = Literal["met", "missed", "repeat", "recovered", "suppressed", "silenced"]
 
 
 class MissedDeadlineDetails(TypedDict, total=False):

@@ -8,7 +8,7 @@ a config or a batch is spelled out here — a reader of the core sees its whole 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -101,6 +101,15 @@ class HealthSpec(Protocol):
     def degraded_after(self) -> timedelta: ...
 
 
+class SilenceSpec(Protocol):
+    """A span in which some batches post nothing (`from` inclusive, `until` exclusive)."""
+
+    @property
+    def until(self) -> datetime: ...
+
+    def covers(self, batch: str, at: datetime) -> bool: ...
+
+
 class ConfigSpec(Protocol):
     """A whole validated config, as the engine reads it."""
 
@@ -112,6 +121,8 @@ class ConfigSpec(Protocol):
     def health(self) -> HealthSpec: ...
     @property
     def unmatched(self) -> UnmatchedSpec | None: ...
+    @property
+    def silences(self) -> Sequence[SilenceSpec]: ...
 
     def zone_of(self, batch: BatchSpec) -> ZoneInfo: ...
     def deadline_rule(self, batch: BatchSpec) -> DeadlineRule | None: ...

@@ -63,8 +63,10 @@ def batch_status(
     last_failure: datetime | None,
     zone: ZoneInfo,
     now: datetime,
+    silenced: bool = False,
 ) -> dict[str, Any]:
-    """The `/api/status` entry of one batch; `open_alerts` maps open keys to their kind."""
+    """The `/api/status` entry of one batch; `open_alerts` maps open keys to their kind;
+    `silenced` when a silence covers the batch now."""
     kinds = set(open_alerts.values())
     last_success = track.last_success
     rule = track.rule if isinstance(track, DeadlineTrack) else None
@@ -88,7 +90,9 @@ def batch_status(
     if latest is not None and latest.started is not None and last_failure is not None:
         failed_since = failed_since and last_failure >= latest.started
     failing = failed_since or (latest is not None and latest.outcome == "failed")
-    if "missed_deadline" in kinds:
+    if silenced:
+        state = "silenced"
+    elif "missed_deadline" in kinds:
         state = "missed"
     elif "stale" in kinds:
         state = "stale"

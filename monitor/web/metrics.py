@@ -112,6 +112,12 @@ class Metrics:
             ["batch", "outcome"],
             registry=registry,
         )
+        self._suppressed = Counter(
+            f"{PREFIX}_alerts_suppressed",
+            "Alerts due inside a silence of their batch: recorded, not posted, by batch.",
+            ["batch"],
+            registry=registry,
+        )
         self._watch_restarts = Counter(
             f"{PREFIX}_watch_restarts", "Kubernetes watch streams re-opened.", registry=registry
         )
@@ -168,6 +174,8 @@ class Metrics:
 
     def decision(self, batch: str, outcome: Reason) -> None:
         self._decisions.labels(batch=batch, outcome=outcome).inc()
+        if outcome == "silenced":
+            self._suppressed.labels(batch=batch).inc()
 
     def set_source(self, source: str, up: bool, last_event_at: datetime | None = None) -> None:
         """Record reachability; `last_event_at` (None: unchanged) starts its age clock."""

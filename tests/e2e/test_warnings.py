@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,13 +15,16 @@ from monitor.testing.stack import LocalStack, cron_at
 from monitor.testing.wait import timing_bound, wait_until
 from tests.e2e.helpers import (
     batch_status,
+    decided_after,
     duplicates,
     everything_sent,
     freshness_batch,
     kinds,
+    metric,
     now,
     of_kind,
     received_at,
+    reconfigure,
     spawn_configured,
     until,
 )
@@ -129,3 +132,44 @@ def test_the_status_page_of_a_running_daemon_renders_in_chromium(
     runs = re.findall(r'<li class="run" data-run="([a-z ]+)" title="[a-z ]+: ([^,]+),', dom)
     assert runs == [("succeeded", "embed-1")]  # the strip, as the browser built it
     assert daemon.terminate() == 0
+
+
+def test_a_deadline_inside_a_silence_posts_nothing_until_the_silence_ends(
+    stack: LocalStack,
+) -> None:
+    """The miss is recorded, not posted; the incident still open when the silence ends is
+    posted within 2 s of its end; a batch silenced but met stays silent."""
+    ends: list[datetime] = []
+
+    def batches(at: datetime) -> list[dict[str, object]]:
+        ends[:] = [at + timedelta(seconds=4)]
+        return [
+            {"name": "frozen", "match": {"namespace": "ml", "cronjob": "frozen"},
+             "deadline": cron_at(at)},
+            {"name": "fine", "match": {"namespace": "ml", "cronjob": "fine"},
+             "deadline": cron_at(at)},
+        ]  # fmt: skip
+
+    silence_start = now()
+    daemon, deadline = spawn_configured(stack, {}, 12, batches)
+    settings = {
+        "silences": [
+            {"batches": ["*"], "from": silence_start.isoformat(),
+             "until": ends[0].isoformat(), "reason": "maintenance"}
+        ]
+    }  # fmt: skip
+    reconfigure(stack, daemon, {**settings, "batches": batches(deadline)})
+    stack.kube.jobs.create_job("ml", "fine-1", cronjob="fine")
+    stack.kube.jobs.complete_job("ml", "fine-1")
+    wait_until(lambda: batch_status(daemon, "frozen")["state"] == "silenced", timeout=5)
+    assert now() < deadline, "the silence landed after the deadline: the test proves nothing"
+    wait_until(lambda: decided_after(daemon, "frozen", deadline), timeout=until(deadline))
+    assert stack.slack.messages == []  # missed inside the silence: not posted
+    wait_until(lambda: of_kind(stack.slack, "missed_deadline"), timeout=until(ends[0]))
+    [missed] = of_kind(stack.slack, "missed_deadline")
+    assert missed.payload["key"] == f"frozen@{deadline.isoformat()}"
+    assert received_at(missed) - ends[0].timestamp() <= timing_bound(2.0)
+    assert received_at(missed) >= ends[0].timestamp() - 0.05
+    assert metric(daemon, 'sla_monitor_alerts_suppressed_total{batch="frozen"}') == 1.0
+    assert daemon.terminate() == 0
+    assert kinds(stack.slack) == ["missed_deadline"]

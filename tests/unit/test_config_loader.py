@@ -160,7 +160,7 @@ def test_schema_describes_every_key_of_the_example() -> None:
 def _all_option_names(model: type[Any]) -> set[str]:
     names: set[str] = set()
     for name, info in model.model_fields.items():
-        names.add(name)
+        names.add(info.alias or name)  # the key a config writes
         for inner in re.findall(r"\b([A-Z]\w+)\b", str(info.annotation)):
             nested = getattr(sys.modules["monitor.config.model"], inner, None)
             if isinstance(nested, type) and hasattr(nested, "model_fields"):
