@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from monitor.core.rfc3339 import parse_rfc3339
-from monitor.sources.kube.pods import reduce_pod_mapping
+from monitor.sources.kube.pods import JOB_PODS
 from monitor.sources.logs.pods import timestamped_lines
 
 STAMP = "2026-11-27T09:00:00.123456789Z"
@@ -38,7 +38,7 @@ def test_a_line_with_an_unusable_stamp_keeps_the_previous_time() -> None:
 
 def controlling_job(labels: dict[str, str], *owners: dict[str, object]) -> str | None:
     meta = {"name": "p", "namespace": "ml", "uid": "u", "labels": labels}
-    pod = reduce_pod_mapping({"metadata": {**meta, "ownerReferences": list(owners)}})
+    pod = JOB_PODS.codec.reduce_mapping({"metadata": {**meta, "ownerReferences": list(owners)}})
     assert (pod.job is None) == (pod.job_uid is None)
     return pod.job
 

@@ -19,10 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from msgspec import Raw
 
 from monitor.core.facts import JobOutcome, JobSeen
-from monitor.sources.kube.decode import DecodeError, ListMetadata, ObjectMetadata
+from monitor.sources.kube.decode import ListMetadata, ObjectMetadata
 from monitor.sources.kube.reduce import (
     MalformedRun,
     owner_named,
@@ -30,7 +29,7 @@ from monitor.sources.kube.reduce import (
     settle_job,
     text_field,
 )
-from monitor.sources.kube.resources import Codec, WatchedResource
+from monitor.sources.kube.resources import WatchedResource, codec_of
 
 CRON_WORKFLOW_LABEL = "workflows.argoproj.io/cron-workflow"
 TEMPLATE_LABELS = (
@@ -71,11 +70,6 @@ class WorkflowPage(msgspec.Struct, gc=False):
 class WorkflowEvent(msgspec.Struct, gc=False):
     type: str
     object: WorkflowDocument
-
-
-_document = msgspec.json.Decoder(WorkflowDocument)
-_page = msgspec.json.Decoder(WorkflowPage)
-_event = msgspec.json.Decoder(WorkflowEvent)
 
 
 def reduce_workflow(workflow: WorkflowDocument) -> JobSeen:
@@ -126,31 +120,12 @@ def _families(
     return tuple(dict.fromkeys(name for name in (cron, template) if name))
 
 
-def reduce_raw_workflow(raw: bytes | Raw) -> JobSeen:
-    try:
-        return reduce_workflow(_document.decode(raw))
-    except DecodeError as error:
-        raise MalformedRun(str(error)) from error
-
-
-def reduce_workflow_mapping(obj: Any) -> JobSeen:
-    try:
-        return reduce_workflow(msgspec.convert(obj, WorkflowDocument))
-    except DecodeError as error:
-        raise MalformedRun(str(error)) from error
-
-
 WORKFLOWS: WatchedResource[JobSeen] = WatchedResource(
     noun="Workflow",
     group="argoproj.io",
     version="v1alpha1",
     plural="workflows",
-    codec=Codec(
-        decode_page=_page.decode,
-        decode_event=_event.decode,
-        reduce_document=reduce_workflow,
-        reduce_raw=reduce_raw_workflow,
-        reduce_mapping=reduce_workflow_mapping,
-        settle=settle_job,
+    codec=codec_of(
+        WorkflowDocument, WorkflowPage, WorkflowEvent, reduce_workflow, settle=settle_job
     ),
 )

@@ -15,11 +15,10 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from msgspec import Raw
 
-from monitor.sources.kube.decode import DecodeError, ListMetadata, ObjectMetadata, OwnerReference
+from monitor.sources.kube.decode import ListMetadata, ObjectMetadata, OwnerReference
 from monitor.sources.kube.reduce import MalformedRun, parse_time, text_field
-from monitor.sources.kube.resources import Codec, WatchedResource
+from monitor.sources.kube.resources import WatchedResource, codec_of
 
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 LEGACY_JOB_NAME_LABEL = "job-name"
@@ -73,11 +72,6 @@ class PodEvent(msgspec.Struct, gc=False):
     object: PodDocument
 
 
-_document = msgspec.json.Decoder(PodDocument)
-_page = msgspec.json.Decoder(PodPage)
-_event = msgspec.json.Decoder(PodEvent)
-
-
 def controlling_job(
     owners: list[OwnerReference | None] | None, labels: Mapping[str, str]
 ) -> tuple[str | None, str | None]:
@@ -118,31 +112,11 @@ def reduce_pod(pod: PodDocument) -> PodSeen:
     return PodSeen(uid, namespace, name, job, job_uid, tuple(terminated), labels, finished)
 
 
-def reduce_raw_pod(raw: bytes | Raw) -> PodSeen:
-    try:
-        return reduce_pod(_document.decode(raw))
-    except DecodeError as error:
-        raise MalformedRun(str(error)) from error
-
-
-def reduce_pod_mapping(obj: Any) -> PodSeen:
-    try:
-        return reduce_pod(msgspec.convert(obj, PodDocument))
-    except DecodeError as error:
-        raise MalformedRun(str(error)) from error
-
-
 JOB_PODS: WatchedResource[PodSeen] = WatchedResource(
     noun="pod",
     group="",
     version="v1",
     plural="pods",
-    codec=Codec(
-        decode_page=_page.decode,
-        decode_event=_event.decode,
-        reduce_document=reduce_pod,
-        reduce_raw=reduce_raw_pod,
-        reduce_mapping=reduce_pod_mapping,
-    ),
+    codec=codec_of(PodDocument, PodPage, PodEvent, reduce_pod),
     label_selector=JOB_NAME_LABEL,
 )

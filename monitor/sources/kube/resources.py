@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+import msgspec
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 from msgspec import Raw
 
@@ -27,7 +28,13 @@ from monitor.sources.kube.decode import (
     decode_job_event,
     decode_job_page,
 )
-from monitor.sources.kube.reduce import reduce_document, reduce_job, reduce_raw, settle_job
+from monitor.sources.kube.reduce import (
+    MalformedRun,
+    reduce_document,
+    reduce_job,
+    reduce_raw,
+    settle_job,
+)
 
 
 class Item(Protocol):
@@ -84,6 +91,40 @@ class Codec(Generic[DocumentT, ItemT]):
     #: (delivered before or None, new copy) -> what to deliver: e.g. a Job's decided
     #: outcome never changes. Default: the new copy.
     settle: Callable[[ItemT | None, ItemT], ItemT] = _newest
+
+
+def codec_of(
+    document: type[Any],
+    page: type[Any],
+    event: type[Any],
+    reduce: Callable[[Any], ItemT],
+    settle: Callable[[ItemT | None, ItemT], ItemT] = _newest,
+) -> Codec[Any, ItemT]:
+    """A codec from msgspec structs for one object, a list page of them and a watch event
+    carrying one, and the reduction of a projected object: the slow paths (raw bytes, a
+    parsed dict) decode into the same projection and report misfits as `MalformedRun`."""
+    one = msgspec.json.Decoder(document)
+
+    def from_raw(raw: bytes | Raw) -> ItemT:
+        try:
+            return reduce(one.decode(raw))
+        except msgspec.DecodeError as error:
+            raise MalformedRun(str(error)) from error
+
+    def from_mapping(obj: Any) -> ItemT:
+        try:
+            return reduce(msgspec.convert(obj, document))
+        except msgspec.DecodeError as error:
+            raise MalformedRun(str(error)) from error
+
+    return Codec(
+        decode_page=msgspec.json.Decoder(page).decode,
+        decode_event=msgspec.json.Decoder(event).decode,
+        reduce_document=reduce,
+        reduce_raw=from_raw,
+        reduce_mapping=from_mapping,
+        settle=settle,
+    )
 
 
 @dataclass(frozen=True)
