@@ -9,9 +9,9 @@ restart or a reload judges the same again, and keys make every warning at most o
   thread. Resolved when the run ends (succeeded, failed, or deleted while running).
 - `at_risk` (deadline batches, `at_risk: true`, ≥ `MIN_DURATIONS` successful durations):
   expected = p90 of the recent successful durations. Before Dk + grace, while no success
-  lies in Dk's window: no run started in the window and running at Dk + grace - expected
-  (`not_started`), one that started too late to end in time (`started_late`), or one
-  that has run longer than expected (`running_long`). Key
+  lies in Dk's window: no run running at Dk + grace - expected (`not_started`), one that
+  started after that instant (`started_late`), or a running run that has already run
+  longer than expected (`running_long`, at start + expected). Key
   `at_risk:<batch>@<Dk>`, once per deadline. A success in the window resolves it
   ("made it"); if Dk is missed, the miss supersedes it (closed, edited to say so).
 
@@ -191,11 +191,10 @@ def _at_risk(
     if key in open_alerts:
         return
     latest_start = decided_at - _seconds(expected)
-    # Only runs started inside Dk's window are Dk's runs: one hung since an earlier
-    # window has its own overrun and miss, and does not make this deadline's run.
-    window_start = track.rule.window_of(deadline)[0]
+    # Any running run counts (SPEC): one hung since an earlier window has already run
+    # longer than expected, so this deadline is at risk too.
     started = [(job.start_time or job.created_at, job) for job in running]
-    long_runs = [(at, job) for at, job in started if at is not None and at > window_start]
+    long_runs = [(at, job) for at, job in started if at is not None]
     details: AtRiskDetails = {
         "deadline": iso(deadline),
         "decided_at": iso(decided_at),

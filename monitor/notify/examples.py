@@ -201,6 +201,8 @@ def examples(**script: Any) -> dict[str, Action]:
             named.setdefault("incident_edited", action)
         elif isinstance(action, Remind):
             named.setdefault(f"reminder_{action.kind}", action)
+        elif action.key not in {a.key for a in named.values() if isinstance(a, Post)}:
+            continue  # it resolves an alert not shown (a second one of its kind)
         elif action.closed is not None:
             named.setdefault(f"closed_{action.kind}", action)
         else:
