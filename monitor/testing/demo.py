@@ -38,7 +38,7 @@ PROJECT, CLUSTER = "demo-project", "demo-cluster"
 EXPECTED = {
     "job_failed": 2,
     "missed_deadline": 1,
-    "at_risk": 1,
+    "at_risk": 2,  # the hung run puts today's deadline at risk, then tomorrow's
     "overrun": 1,
     "traceback": 1,
     "stale": 1,

@@ -68,8 +68,8 @@ def test_the_fast_demo_prints_every_scripted_alert_once_and_exits_0() -> None:
     assert Counter(kind for kind, _ in printed) == {
         "job_failed": 2,  # a Job's BackoffLimitExceeded and an Argo Workflow's phase Failed
         "missed_deadline": 1,
-        "at_risk": 1,  # feature-build's hung run outlasts its usual duration ...
-        "overrun": 1,  # ... then its max_runtime
+        "at_risk": 2,  # feature-build's hung run outlasts its usual duration (today's and
+        "overrun": 1,  # tomorrow's deadline), then its max_runtime
         "traceback": 1,
         "stale": 1,
         "recovered": 3,  # the late batch, the stale one, the overrun run when it ends
