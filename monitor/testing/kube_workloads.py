@@ -10,8 +10,10 @@ are realistic. Pod logs are kept per container as timestamped lines.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -241,6 +243,33 @@ class JobController:
         self._success_criteria(job, completed_at)
         self._complete(job, completed_at - timedelta(seconds=1))
         return self.store.create(JOBS, namespace, job).obj
+
+    @contextmanager
+    def churn(self, per_second: float, namespace: str = "noise") -> Iterator[list[int]]:
+        """Update one unrelated Job `per_second` times a second (an annotation: no fact
+        changes) until the block ends; yields the count of writes so far, as a 1-list."""
+        self.create_job(namespace, "churner")
+        stop = threading.Event()
+        writes = [0]
+
+        def bump(job: JsonObject) -> None:
+            job["metadata"].setdefault("annotations", {})["churn"] = str(writes[0])
+
+        def run() -> None:
+            next_at = time.monotonic()
+            while not stop.is_set():
+                self.store.modify(JOBS, namespace, "churner", bump)
+                writes[0] += 1
+                next_at += 1.0 / per_second
+                stop.wait(max(0.0, next_at - time.monotonic()))
+
+        thread = threading.Thread(target=run, name="churn", daemon=True)
+        thread.start()
+        try:
+            yield writes
+        finally:
+            stop.set()
+            thread.join()
 
     def pods_of(self, namespace: str, job_name: str) -> list[JsonObject]:
         return [

@@ -4,13 +4,9 @@ read as soon as the container ends."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from monitor.testing.kube_workloads import JOBS
 from monitor.testing.stack import LocalStack, cron_at
 from monitor.testing.wait import timing_bound, wait_until
 from tests.e2e.helpers import (
@@ -83,38 +79,11 @@ def test_a_workflow_batch_is_missed_failed_and_recovered(stack: LocalStack) -> N
     assert duplicates(stack.slack) == {}
 
 
-@contextmanager
-def churn(stack: LocalStack, per_second: float) -> Iterator[list[int]]:
-    """Update one unrelated Job `per_second` times a second."""
-    stack.kube.jobs.create_job("noise", "churner")
-    stop = threading.Event()
-    writes = [0]
-
-    def bump(job: dict[str, Any]) -> None:
-        job["metadata"].setdefault("annotations", {})["churn"] = str(writes[0])
-
-    def run() -> None:
-        next_at = time.monotonic()
-        while not stop.is_set():
-            stack.kube.store.modify(JOBS, "noise", "churner", bump)
-            writes[0] += 1
-            next_at += 1.0 / per_second
-            stop.wait(max(0.0, next_at - time.monotonic()))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield writes
-    finally:
-        stop.set()
-        thread.join()
-
-
 def test_a_deadline_is_judged_within_three_seconds_while_200_updates_per_second_stream(
     stack: LocalStack,
 ) -> None:
     """No quiet moment on the watch: the watermark must advance by progress."""
-    with churn(stack, 200) as writes:
+    with stack.kube.jobs.churn(200) as writes:
         daemon, deadline = spawn_configured(
             stack,
             {},

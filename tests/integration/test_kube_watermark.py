@@ -3,10 +3,7 @@ through the real kubernetes client against the fake API server."""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,43 +23,13 @@ from tests.integration.kube_support import (
 __all__ = ["kube", "make_source", "recorder"]  # fixtures
 
 
-@contextmanager
-def churn(kube: FakeKubeApi, per_second: float) -> Iterator[list[int]]:
-    """Modify one unrelated Job `per_second` times a second until the block ends."""
-    kube.jobs.create_job("other", "churner")
-    stop = threading.Event()
-    writes = [0]
-
-    def bump(job: dict[str, object]) -> None:
-        meta = job["metadata"]
-        assert isinstance(meta, dict)
-        meta.setdefault("annotations", {})["churn"] = str(writes[0])
-
-    def run() -> None:
-        interval = 1.0 / per_second
-        next_at = time.monotonic()
-        while not stop.is_set():
-            kube.store.modify(JOBS, "other", "churner", bump)
-            writes[0] += 1
-            next_at += interval
-            stop.wait(max(0.0, next_at - time.monotonic()))
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        yield writes
-    finally:
-        stop.set()
-        thread.join()
-
-
 def test_the_watermark_advances_under_constant_churn_and_never_passes_a_change(
     kube: FakeKubeApi, recorder: Recorder, make_source: SourceFactory
 ) -> None:
     """200 updates/s leave no quiet moment on the watch: the watermark advances by
     progress (probe the collection's version, wait for the watch to pass it)."""
     kube.jobs.create_job("ml-batch", "daily-1")
-    with churn(kube, 200) as writes:
+    with kube.jobs.churn(200) as writes:
         source = make_source(settle=0.2, watermark_interval=0.1, watermark_margin=timedelta(0))
         wait_until(lambda: source.synced and writes[0] > 100)
         started = datetime.now(UTC)
