@@ -22,6 +22,9 @@ from tests.integration.kube_support import (
 
 __all__ = ["kube", "make_source", "recorder"]  # fixtures
 
+#: The production watermark margin (monitor.runtime.pipeline.Timings).
+MARGIN = timedelta(seconds=1.25)
+
 
 def test_the_watermark_advances_under_constant_churn_and_never_passes_a_change(
     kube: FakeKubeApi, recorder: Recorder, make_source: SourceFactory
@@ -129,8 +132,9 @@ def test_a_reader_slowed_by_its_consumer_is_never_taken_for_a_quiet_watch(
 ) -> None:
     """A burst of changes the reader needs seconds to hand on (a slow consumer): the
     server is never quiet, only the reader is busy, so no watermark may pass a change
-    still unread. (Judging "quiet" by the time since bytes last arrived let thousands of
-    changes arrive behind the watermark here.)"""
+    still unread. The production margin is kept: it is what covers delivery latency (the
+    fake shares this process, so a busy machine delays its sends). Judging "quiet" by the
+    time since bytes last arrived let hundreds of changes arrive behind it here.)"""
     from monitor.sources.kube.source import KubeRunSource
 
     keys = []
@@ -150,7 +154,7 @@ def test_a_reader_slowed_by_its_consumer_is_never_taken_for_a_quiet_watch(
     source = KubeRunSource(
         kube.api_client(),
         slow_emit,
-        watermark_margin=timedelta(0),
+        watermark_margin=MARGIN,  # covers the fake's own delivery latency on a busy machine
         watermark_interval=0.25,
         settle=0.2,
     ).start()
@@ -172,6 +176,6 @@ def test_a_reader_slowed_by_its_consumer_is_never_taken_for_a_quiet_watch(
     for kind, value in events:
         if kind == "mark":
             newest_mark = max(newest_mark, value)
-        elif written[int(value)] < newest_mark:
+        elif written[int(value)] < newest_mark:  # (the mark already has the margin taken off)
             late += 1
     assert late == 0, f"{late} changes were emitted after a watermark had passed them"
