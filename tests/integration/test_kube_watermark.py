@@ -134,7 +134,7 @@ def test_a_reader_slowed_by_its_consumer_is_never_taken_for_a_quiet_watch(
     server is never quiet, only the reader is busy, so no watermark may pass a change
     still unread. The production margin is kept: it is what covers delivery latency (the
     fake shares this process, so a busy machine delays its sends). Judging "quiet" by the
-    time since bytes last arrived let hundreds of changes arrive behind it here.)"""
+    time since bytes last arrived let hundreds of changes arrive behind it here."""
     from monitor.sources.kube.source import KubeRunSource
 
     keys = []
