@@ -24,6 +24,7 @@ from monitor.core.facts import JobOutcome, JobSeen
 from monitor.sources.kube.decode import ListMetadata, ObjectMetadata
 from monitor.sources.kube.reduce import (
     MalformedRun,
+    identity,
     owner_named,
     parse_time,
     settle_job,
@@ -76,13 +77,7 @@ def reduce_workflow(workflow: WorkflowDocument) -> JobSeen:
     """The `JobSeen` (kind "Workflow") of one projected Workflow."""
     meta = workflow.metadata or ObjectMetadata()
     status = workflow.status or WorkflowStatus()
-    uid, namespace, name = meta.uid, meta.namespace, meta.name
-    if not uid:
-        raise MalformedRun("metadata.uid is missing")
-    if not namespace:
-        raise MalformedRun("metadata.namespace is missing")
-    if not name:
-        raise MalformedRun("metadata.name is missing")
+    uid, namespace, name = identity(meta)
     phase = text_field(status.phase, "status.phase")
     finished_at = parse_time(status.finished_at, "status.finishedAt")
     outcome: JobOutcome = "running"

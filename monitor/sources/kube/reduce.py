@@ -81,6 +81,19 @@ def owner_named(owners: list[OwnerReference | None] | None, kind: str) -> str | 
     return found
 
 
+def identity(meta: ObjectMetadata) -> tuple[str, str, str]:
+    """(uid, namespace, name) of a projected object; any of them empty is malformed (the
+    projection already made them str or None: only emptiness is left to check)."""
+    uid, namespace, name = meta.uid, meta.namespace, meta.name
+    if not uid:
+        raise MalformedRun("metadata.uid is missing")
+    if not namespace:
+        raise MalformedRun("metadata.namespace is missing")
+    if not name:
+        raise MalformedRun("metadata.name is missing")
+    return uid, namespace, name
+
+
 def _earliest(*moments: datetime | None) -> datetime | None:
     present = [moment for moment in moments if moment is not None]
     return min(present) if present else None
@@ -108,14 +121,7 @@ def reduce_document(job: JobDocument) -> JobSeen:
     """The `JobSeen` for one projected Job."""
     meta = job.metadata or _NO_METADATA
     status = job.status or _NO_STATUS
-    # The projection already made these str or None: only emptiness is left to check.
-    uid, namespace, name = meta.uid, meta.namespace, meta.name
-    if not uid:
-        raise MalformedRun("metadata.uid is missing")
-    if not namespace:
-        raise MalformedRun("metadata.namespace is missing")
-    if not name:
-        raise MalformedRun("metadata.name is missing")
+    uid, namespace, name = identity(meta)
     completion_time = (
         parse_time(status.completion_time, "status.completionTime")
         if status.completion_time
