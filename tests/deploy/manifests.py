@@ -41,8 +41,21 @@ def documents(overlay: str) -> list[dict[str, Any]]:
     return [document for document in yaml.safe_load_all(text) if document]
 
 
-def find(overlay: str, kind: str, name: str | None = None) -> dict[str, Any]:
+def find(
+    overlay: str, kind: str, name: str | None = None, namespace: str | None = None
+) -> dict[str, Any]:
+    """The first object of `kind` (with that name, in that namespace, when given)."""
     for document in documents(overlay):
-        if document["kind"] == kind and name in (None, document["metadata"]["name"]):
+        metadata = document["metadata"]
+        if (
+            document["kind"] == kind
+            and name in (None, metadata["name"])
+            and namespace in (None, metadata.get("namespace"))
+        ):
             return document
-    raise AssertionError(f"{overlay}: no {kind} {name or ''}")
+    raise AssertionError(f"{overlay}: no {kind} {name or ''} {namespace or ''}")
+
+
+def home_namespace(overlay: str) -> str:
+    """Where the monitor itself runs (its Deployment's namespace)."""
+    return str(find(overlay, "Deployment")["metadata"]["namespace"])

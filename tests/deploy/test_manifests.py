@@ -7,21 +7,51 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
 from monitor.config.load import load_config
-from tests.deploy.manifests import DEPLOY, OVERLAYS, RENDERED, documents, find, render, renderer
+from monitor.config.model import Config
+from tests.deploy.manifests import (
+    DEPLOY,
+    OVERLAYS,
+    RENDERED,
+    documents,
+    find,
+    home_namespace,
+    render,
+    renderer,
+)
 
 KUBERNETES_VERSION = "1.33.0"
 #: Custom resources the schemas do not cover; checked structurally instead.
 CUSTOM_KINDS = {"PrometheusRule"}
+#: What the monitor reads in the watched namespaces, by (apiGroup, resource).
+WORKLOADS = {("batch", "jobs"), ("", "pods"), ("", "pods/log"), ("argoproj.io", "workflows")}
+ROLES = ("Role", "ClusterRole")
+BINDINGS = ("RoleBinding", "ClusterRoleBinding")
+
+
+def shipped_config(overlay: str, tmp_path: Path) -> Config:
+    """The SLA config the overlay's ConfigMap carries, loaded as the daemon loads it."""
+    (tmp_path / "sla.yaml").write_text(find(overlay, "ConfigMap")["data"]["sla.yaml"])
+    return load_config(tmp_path / "sla.yaml")
+
+
+def granted_resources(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (group, resource)
+        for rule in document["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
 
 
 def test_there_are_the_overlays_the_guide_names() -> None:
-    assert OVERLAYS == ["generic", "gke"]
+    assert OVERLAYS == ["all-namespaces", "generic", "gke"]
 
 
 @pytest.mark.skipif(renderer() is None, reason="neither kubectl nor kustomize is installed")
@@ -46,9 +76,9 @@ def test_the_shipped_sla_config_is_valid(overlay: str, tmp_path: Path) -> None:
     config_map = find(overlay, "ConfigMap")
     (tmp_path / "sla.yaml").write_text(config_map["data"]["sla.yaml"])
     config = load_config(tmp_path / "sla.yaml")
-    namespace = find(overlay, "Deployment")["metadata"]["namespace"]
+    namespace = home_namespace(overlay)
     assert config.state.configmap == f"{namespace}/sla-monitor-state"
-    role = find(overlay, "Role")
+    role = find(overlay, "Role", "sla-monitor", namespace)
     names = {name for rule in role["rules"] for name in rule.get("resourceNames", [])}
     assert "sla-monitor-state" in names
 
@@ -84,9 +114,22 @@ def test_deployment_is_restricted_highly_available_and_probed(overlay: str) -> N
     assert shipped["slack"]["token_file"] == f"{token_dir}/token"
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    assert volumes["tmp"]["emptyDir"]
+    assert mounts["tmp"]["mountPath"] == "/tmp"
     find(overlay, "PodDisruptionBudget")
-    policy = find(overlay, "NetworkPolicy")
-    assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_http_is_reachable_only_from_home_and_monitoring_on_its_port(overlay: str) -> None:
+    spec = find(overlay, "NetworkPolicy")["spec"]
+    assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+    [rule] = spec["ingress"]
+    assert rule["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    # An empty podSelector alone: every pod of the policy's own namespace, nothing more.
+    assert rule["from"] == [
+        {"podSelector": {}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    ]
 
 
 def test_gke_uses_workload_identity_and_cloud_logging(tmp_path: Path) -> None:
@@ -96,13 +139,57 @@ def test_gke_uses_workload_identity_and_cloud_logging(tmp_path: Path) -> None:
     assert load_config(tmp_path / "sla.yaml").cloud_logging is not None
 
 
-def test_pod_log_access_only_where_pod_logs_are_read(tmp_path: Path) -> None:
-    for overlay in OVERLAYS:
-        (tmp_path / "sla.yaml").write_text(find(overlay, "ConfigMap")["data"]["sla.yaml"])
-        reads_pods = load_config(tmp_path / "sla.yaml").kubernetes.pod_logs
-        roles = [d for d in documents(overlay) if d["kind"] == "ClusterRole"]
-        grants_pods = any("pods/log" in r["resources"] for d in roles for r in d["rules"])
-        assert reads_pods == grants_pods, overlay
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workloads_are_readable_exactly_where_the_config_watches(
+    overlay: str, tmp_path: Path
+) -> None:
+    """Listed namespaces: a Role in each and nothing cluster-wide; none: ClusterRoles."""
+    config = shipped_config(overlay, tmp_path)
+    expected = {("batch", "jobs")}
+    if config.kubernetes.pod_logs:
+        expected |= {("", "pods"), ("", "pods/log")}
+    if config.argo.enabled:
+        expected.add(("argoproj.io", "workflows"))
+    home = home_namespace(overlay)
+    scopes: dict[str, set[tuple[str, str]]] = {}
+    for document in documents(overlay):
+        if document["kind"] in ROLES:
+            scope = document["metadata"].get("namespace", "*")
+            scopes.setdefault(scope, set()).update(granted_resources(document) & WORKLOADS)
+    assert not scopes.pop(home, set()), "the home Role grants no workload"
+    watched = set(config.kubernetes.namespaces)
+    if watched:
+        kinds = {document["kind"] for document in documents(overlay)}
+        assert not kinds & {"ClusterRole", "ClusterRoleBinding"}, "nothing cluster-wide"
+        assert scopes == dict.fromkeys(watched, expected)
+    else:
+        assert scopes == {"*": expected}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_role_is_bound_to_the_monitor_alone(overlay: str) -> None:
+    """The fake API server enforces the rules, not the bindings: they are checked here.
+
+    A RoleBinding to a ClusterRole would make the fake grant cluster-wide what the real
+    server grants in one namespace, so every binding names a role of its own scope.
+    """
+    home = home_namespace(overlay)
+    objects = documents(overlay)
+    roles = {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"])
+        for d in objects
+        if d["kind"] in ROLES
+    }
+    bound = set()
+    for binding in (d for d in objects if d["kind"] in BINDINGS):
+        namespace = binding["metadata"].get("namespace")
+        role_kind = "Role" if binding["kind"] == "RoleBinding" else "ClusterRole"
+        assert binding["roleRef"]["kind"] == role_kind, binding["metadata"]
+        bound.add((role_kind, namespace, binding["roleRef"]["name"]))
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "sla-monitor", "namespace": home}
+        ], binding["metadata"]
+    assert bound == roles
 
 
 def test_prometheus_rule_watches_the_watcher() -> None:
