@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from typing import get_args
+from typing import Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -28,6 +28,8 @@ from monitor.core.facts import AlertKind, Reason
 PREFIX = "sla_monitor"
 #: Slack answers in tens of milliseconds when well, seconds when throttled or retried.
 POST_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: Why the HTTP server turned a client away or cut it off (see `Metrics.http_refused`).
+HttpRefusal = Literal["busy", "crowded", "oversized", "slow_request", "slow_reader"]
 
 
 class _AgeCollector:
@@ -166,6 +168,17 @@ class Metrics:
         self._state_size = Gauge(
             f"{PREFIX}_state_size_bytes", "Size of the last saved state.", registry=registry
         )
+        self._http_refused = Counter(
+            f"{PREFIX}_http_refused",
+            "HTTP clients turned away or cut off, by reason: busy (answered 503), crowded "
+            "(the oldest of too many connections still sending a request), oversized "
+            "(request head), slow_request (head not sent in time), slow_reader (response "
+            "not taken in time).",
+            ["reason"],
+            registry=registry,
+        )
+        for reason in get_args(HttpRefusal):
+            self._http_refused.labels(reason=reason)
 
     # -- what the daemon reports ----------------------------------------------------------
 
@@ -211,6 +224,9 @@ class Metrics:
     def state_saved(self, size_bytes: int) -> None:
         self._state_saves.inc()
         self._state_size.set(size_bytes)
+
+    def http_refused(self, reason: HttpRefusal) -> None:
+        self._http_refused.labels(reason=reason).inc()
 
     # -- exposition -------------------------------------------------------------------------
 

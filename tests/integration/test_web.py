@@ -596,6 +596,7 @@ def test_concurrent_readers_while_snapshots_are_replaced(served: Served) -> None
             if reply.status != 200:
                 failures.append(f"{path}: {reply.status}")
 
+    served.publish(engine)  # before any reader: the starting snapshot is not ready (503)
     readers = [threading.Thread(target=read) for _ in range(6)]
     for reader in readers:
         reader.start()
