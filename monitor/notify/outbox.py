@@ -200,6 +200,8 @@ class Outbox:
     next_seq: int = 1
     #: thread key -> (route, channel ID, ts) of the thread's first message.
     threads: OrderedDict[str, tuple[str, str, str]] = field(default_factory=OrderedDict)
+    #: Saved records `from_json` could not read and skipped.
+    unreadable: int = 0
     _held_count: dict[str, int] = field(default_factory=dict, repr=False)
     #: Indexes kept beside the lists, so a storm of thousands stays O(1) per alert:
     #: pending entries by key, dead letters' keys, and how many pending posts each
@@ -363,10 +365,13 @@ class Outbox:
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Outbox:
-        """The saved outbox; malformed entries are logged and skipped, never fatal."""
+        """The saved outbox; malformed records are logged, skipped and counted in
+        `unreadable` (a document that is no outbox at all raises TypeError)."""
         outbox = cls()
         if not data:
             return outbox
+        if not isinstance(data, dict):
+            raise TypeError(f"the outbox is a {type(data).__name__}, not an object")
         for name, parse, target in (
             ("pending", Entry.from_json, outbox.pending),
             ("dead", Entry.from_json, outbox.dead),
@@ -374,13 +379,15 @@ class Outbox:
             for item in data.get(name) or []:
                 try:
                     target.append(parse(item))
-                except (KeyError, TypeError, ValueError) as error:
+                except (KeyError, TypeError, ValueError, AttributeError) as error:
                     logger.error("skipping malformed outbox %s entry %r: %s", name, item, error)
+                    outbox.unreadable += 1
         for item in data.get("sent") or []:
             try:
                 record = SentRecord.from_json(item)
-            except (KeyError, TypeError, ValueError) as error:
+            except (KeyError, TypeError, ValueError, AttributeError) as error:
                 logger.error("skipping malformed sent record %r: %s", item, error)
+                outbox.unreadable += 1
                 continue
             outbox.sent[record.key] = record
         for item in data.get("threads") or []:
@@ -388,6 +395,7 @@ class Outbox:
                 key, route, channel_id, ts = (str(part) for part in item)
             except (TypeError, ValueError) as error:
                 logger.error("skipping malformed thread record %r: %s", item, error)
+                outbox.unreadable += 1
                 continue
             outbox.threads[key] = (route, channel_id, ts)
         highest = max((entry.seq for entry in outbox.pending + outbox.dead), default=0)

@@ -424,6 +424,23 @@ def _degraded(post: Post, d: Mapping[str, Any], mention: str | None) -> tuple[st
             ),
         ]
         return text, blocks
+    if source == "state":
+        text = (
+            f"Monitor degraded: the saved state was unusable at {since} and was kept aside; "
+            "sla-monitor started afresh."
+        )
+        blocks = [
+            _header("⚠️ Monitor degraded: saved state unusable"),
+            _section(
+                f"sla-monitor could not use its saved state when it started at *{since}*. "
+                "The bad copy is kept aside for inspection, and the daemon started as on a "
+                "first start: deadlines and failures from before then are not alerted, and "
+                "open incidents are forgotten; what happens from now on is alerted as usual."
+            ),
+        ]
+        if d.get("detail"):
+            blocks.append(_section(code_block(d["detail"], SECTION_TEXT_LIMIT)))
+        return text, blocks
     name = _source_name(source)
     text = (
         f"Monitor degraded: cannot reach {name} since {since}; "

@@ -84,7 +84,7 @@ class Notifier(DeliverySteps):
         router: Router | None = None,
         default_channel: str | None = None,
         settings: RenderSettings | None = None,
-        saved: dict[str, Any] | None = None,
+        saved: dict[str, Any] | Outbox | None = None,
         persist: Callable[[dict[str, Any]], None] | None = None,
         initial_backoff: float = 1.0,
         max_backoff: float = 60.0,
@@ -103,7 +103,7 @@ class Notifier(DeliverySteps):
             lambda: ChannelPace(initial_backoff=initial_backoff, max_backoff=max_backoff)
         )
         self._clock = clock
-        self._outbox = Outbox.from_json(saved)
+        self._outbox = saved if isinstance(saved, Outbox) else Outbox.from_json(saved)
         self._paces: dict[str, ChannelPace] = {}
         self._workers: dict[str, threading.Thread] = {}
         self._lock = threading.Condition()

@@ -7,6 +7,12 @@ as `monitor_degraded`) and the last good one keeps running. A change to how sour
 connect (namespaces, Cloud Logging, Slack defaults, state) restarts the pipeline, which
 resumes exactly from the saved state. SIGTERM/SIGINT: stop sources, deliver what is
 queued for up to 10 s, save, exit 0.
+
+A process that cannot read its state store at start (the API refuses or is down), or
+whose saves have failed for `STATE_WRITE_LIMIT_SECONDS`, must not run without its memory
+(it would repeat or forget alerts): it answers `/readyz` 503 saying why, and a leader
+hands the Lease back so a healthy replica takes over. Without leader election it tries
+to start again every `START_RETRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import os
 import signal
 import socket
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -31,7 +38,7 @@ from monitor.runtime.configmap_store import ConfigMapStore
 from monitor.runtime.kube_client import api_client_from_environment
 from monitor.runtime.leader import LeaderElector
 from monitor.runtime.pipeline import Pipeline, Timings
-from monitor.runtime.state import FileStore, StateStore
+from monitor.runtime.state import FileStore, StateStore, store_error_text
 from monitor.web.metrics import Metrics
 from monitor.web.server import StatusServer, StatusSnapshot, parse_listen
 
@@ -42,6 +49,8 @@ DEFAULT_STATE_FILE = ".sla-monitor/state.json"
 OUTBOX_SUFFIX = "-outbox"
 STOP_BUDGET_SECONDS = 10.0
 SIGNAL_POLL_SECONDS = 0.2
+START_RETRY_SECONDS = 5.0
+STATE_WRITE_LIMIT_SECONDS = 30.0
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -96,6 +105,8 @@ class Daemon:
         self._lock = threading.RLock()
         self._pipeline: Pipeline | None = None
         self._elector: LeaderElector | None = None
+        self._unfit: str | None = None  # why this process cannot run the pipeline now
+        self._retry_at: float | None = None  # monotonic instant of the next start attempt
         self.metrics = Metrics()
 
     def run(self) -> int:
@@ -119,11 +130,11 @@ class Daemon:
             )
             self._elector.start()
         else:
-            self._start_pipeline()
+            self._try_start()
         # Wake up regularly: the kernel may deliver a signal to another thread, and Python
         # runs handlers only when the main thread runs, so an untimed wait can miss SIGHUP.
         while not self._stop.wait(SIGNAL_POLL_SECONDS):
-            pass
+            self._check_state_store()
         logger.info("stopping")
         watcher.stop()
         with self._lock:
@@ -163,7 +174,17 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
 
+    def _try_start(self) -> None:
+        """Start the pipeline; if its state cannot be read, say so and retry later."""
+        self._retry_at = None
+        try:
+            self._start_pipeline()
+        except Exception:  # reported on /readyz, and retried
+            self._retry_at = time.monotonic() + START_RETRY_SECONDS
+            logger.error("retrying the start in %.0f s", START_RETRY_SECONDS)
+
     def _start_pipeline(self) -> None:
+        """Start the pipeline (raising, with `_unfit` saying why, if it cannot start)."""
         with self._lock:
             if self._pipeline is not None or self._stop.is_set():
                 return
@@ -184,8 +205,40 @@ class Daemon:
                 metrics=self.metrics,
                 timings=self._timings,
             )
-            pipeline.start()
+            try:
+                pipeline.start()
+            except Exception as error:
+                self._unfit = f"cannot read its state: {store_error_text(error)}"
+                logger.exception("the pipeline cannot start: it %s", self._unfit)
+                raise
+            self._unfit = None
             self._pipeline = pipeline
+
+    def _check_state_store(self) -> None:
+        """Retry a failed start when due; give up leading when saves keep failing."""
+        if self._retry_at is not None and time.monotonic() >= self._retry_at:
+            self._try_start()
+        with self._lock:
+            pipeline = self._pipeline
+        if pipeline is None:
+            return
+        failure = pipeline.save_failure()
+        if failure is None:
+            self._unfit = None
+            return
+        since, error = failure
+        if time.monotonic() - since < STATE_WRITE_LIMIT_SECONDS:
+            return
+        if self._unfit is None:
+            logger.error(
+                "saving the state has failed for %.0f s (%s)", STATE_WRITE_LIMIT_SECONDS, error
+            )
+        self._unfit = f"cannot save its state: {error}"
+        if self._elector is not None and self._elector.is_leader:
+            with self._lock:
+                self._pipeline = None
+            pipeline.stop(deposed=True)
+            self._elector.step_down()
 
     # -- leadership ------------------------------------------------------------------------
 
@@ -228,7 +281,8 @@ class Daemon:
             logger.info("connection settings changed: restarting the pipeline")
             self._pipeline = None
         pipeline.stop(STOP_BUDGET_SECONDS - 1.0)
-        self._start_pipeline()
+        if self._elector is None or self._elector.is_leader:
+            self._try_start()
 
     # -- status ----------------------------------------------------------------------------
 
@@ -236,6 +290,12 @@ class Daemon:
         with self._lock:
             pipeline = self._pipeline
         snapshot = pipeline.status_snapshot() if pipeline is not None else None
+        unfit = self._unfit
+        if unfit is not None:
+            state = {"state": {"up": False, "detail": unfit}}
+            if snapshot is not None:
+                return replace(snapshot, ready=False, sources={**snapshot.sources, **state})
+            return StatusSnapshot([], [], state, False, False, datetime.now(UTC))
         if snapshot is not None:
             return snapshot
         follower = self.options.leader_elect

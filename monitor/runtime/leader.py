@@ -3,7 +3,9 @@
 Only the Lease holder runs the pipeline; the others wait, ready but idle. Timings are
 client-go's usual ones (lease 15 s, renew deadline 10 s, retry 2 s), so a crashed leader
 is replaced within about 20 s, and a leader that stops cleanly hands the Lease back
-(`release`) so a follower takes over within one retry period.
+(`release`) so a follower takes over within one retry period. A leader that cannot do
+its work (its `on_started` raises, or it calls `step_down`) hands the Lease back too, and
+competes again only after a pause, so a healthy replica can take over meanwhile.
 
 The library's `LeaseLock` is used through a subclass that fixes three things for a
 daemon: it talks through our API client (not a process-wide default), every request is
@@ -123,6 +125,8 @@ class LeaderElector:
         self._timing = (lease_duration, renew_deadline, retry_period)
         self._leading = threading.Event()
         self._stopping = threading.Event()
+        self._quiet = threading.Event()  # this term's lock writes nothing more
+        self._pause = 0.0  # > 0: stepping down, and how long to wait before competing
         self._thread: threading.Thread | None = None
 
     @property
@@ -136,7 +140,8 @@ class LeaderElector:
     def _run(self) -> None:
         lease_duration, renew_deadline, retry_period = self._timing
         while not self._stopping.is_set():
-            lock = BoundedLeaseLock(self._api_client, self.namespace, self.identity, self._stopping)
+            self._quiet.clear()
+            lock = BoundedLeaseLock(self._api_client, self.namespace, self.identity, self._quiet)
             config = electionconfig.Config(
                 lock,
                 lease_duration=lease_duration,
@@ -150,14 +155,29 @@ class LeaderElector:
             except Exception:
                 logger.exception("leader election failed; retrying")
                 self._stopped()
-            self._stopping.wait(retry_period)
+            pause, self._pause = self._pause, 0.0
+            if pause and not self._stopping.is_set():
+                logger.warning("competing for the Lease again in %.0f s", pause)
+            self._stopping.wait(max(pause, retry_period))
 
     def _started(self) -> None:
         if self._stopping.is_set():
             return
         logger.info("%s is now the leader (Lease %s/%s)", self.identity, self.namespace, LEASE_NAME)
         self._leading.set()
-        self._on_started()
+        try:
+            self._on_started()
+        except Exception:  # logged by `on_started`; the library would log it again
+            logger.error("%s cannot lead; handing the Lease back", self.identity)
+            self.step_down()
+
+    def step_down(self, pause: float | None = None) -> None:
+        """Stop leading: write the Lease no more, hand it back now, and compete again only
+        after `pause` seconds (default: two Lease durations). The library's renew loop
+        then fails within its renew deadline and reports the loss (`on_stopped`)."""
+        self._pause = pause if pause is not None else 2.0 * self._timing[0]
+        self._quiet.set()
+        self._hand_back()
 
     def _stopped(self) -> None:
         if not self._leading.is_set():
@@ -169,7 +189,12 @@ class LeaderElector:
     def release(self) -> None:
         """Stop competing and, if this process holds the Lease, hand it back at once."""
         self._stopping.set()
+        self._quiet.set()
         self._leading.clear()
+        self._hand_back()
+
+    def _hand_back(self) -> None:
+        """Clear the holder of the Lease if it is still this process."""
         try:
             lease = self._api.read_namespaced_lease(
                 LEASE_NAME, self.namespace, _request_timeout=REQUEST_TIMEOUT

@@ -22,9 +22,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from kubernetes.client import ApiClient
 
@@ -46,6 +45,7 @@ from monitor.core.facts import (
     TracebackSeen,
     Watermark,
 )
+from monitor.notify.outbox import Outbox
 from monitor.notify.render import Message, RenderSettings
 from monitor.notify.routing import ConfigRouter
 from monitor.notify.slack import Notifier
@@ -53,10 +53,17 @@ from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.configmap_store import StateConflict
 from monitor.runtime.job_directory import JobDirectory
+from monitor.runtime.resume import (
+    LeaderState,
+    kept_aside_report,
+    leader_state_restorer,
+    restore_outbox,
+    resume,
+)
 from monitor.runtime.save_policy import SavePolicy
 from monitor.runtime.slots import Slots
 from monitor.runtime.snapshot_cache import SnapshotCache
-from monitor.runtime.state import StateDocument, StateStore
+from monitor.runtime.state import StateStore, store_error_text
 from monitor.sources.argo.workflows import WORKFLOWS
 from monitor.sources.base import MAX_RETRY_SECONDS, Source
 from monitor.sources.kube.reflector import ReflectorSettings
@@ -71,6 +78,8 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5.0
 PRUNE_SECONDS = 300.0
+#: Seconds between attempts to save while the store refuses or cannot be reached.
+SAVE_RETRY = 2.0
 
 
 class Chore(enum.Enum):
@@ -161,6 +170,7 @@ class Pipeline:
         self._jobs_by_name = JobDirectory()
         self._posting = True
         self._save_policy = SavePolicy()
+        self._save_failure: tuple[float, str] | None = None
         self._wakeup: datetime | None = None
         self._slack_reachable: bool | None = None
         self._snapshots = SnapshotCache(lambda: self._queue.put(Chore.REFRESH), clock)
@@ -170,17 +180,27 @@ class Pipeline:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._document = StateDocument(self._store)
-        self._outbox_document = StateDocument(self._outbox_store)
-        self._engine = self._resume(self._document.section("engine"))
+        """Resume from the stores (raising if one cannot be reached) and start everything."""
+        now = self._clock()
+        main = resume(
+            self._store,
+            leader_state_restorer(self.config, now),
+            lambda: LeaderState(None, None, None),
+        )
+        outbox = resume(self._outbox_store, restore_outbox, Outbox)
+        self._document, self._outbox_document = main.document, outbox.document
+        self._engine = self._resume(main.restored.engine, now)
         self._notifier = Notifier(
             self._transport,
             router=ConfigRouter(self.config),
             storm=storm_gate(self.config),
             settings=render_settings(self.config),
-            saved=self._outbox_document.section("outbox"),
-            persist=lambda outbox: self._outbox_document.put("outbox", outbox),
+            saved=outbox.restored,
+            persist=lambda saved: self._outbox_document.put("outbox", saved),
         )
+        kept = [item.kept_aside for item in (main, outbox) if item.kept_aside is not None]
+        if kept:
+            self._notifier.submit([kept_aside_report(kept, now)])
         namespaces = self.config.kubernetes.namespaces
         self._kube = KubeRunSource(
             self._api_client,
@@ -198,7 +218,7 @@ class Pipeline:
                 namespaces,
                 self._from_logs,
                 job_for_pod=self._jobs_by_name.job_for_pod,
-                cursor=self._document.section("log_cursor"),
+                cursor=main.restored.log_cursor,
             )
         self._pod_logs: PodLogSource | None = None
         if self.config.kubernetes.pod_logs:
@@ -206,7 +226,7 @@ class Pipeline:
                 self._api_client,
                 namespaces,
                 self._from_logs,
-                cursor=self._document.section("pod_log_cursor"),
+                cursor=main.restored.pod_log_cursor,
                 settings=ReflectorSettings(silence_timeout=self._timings.silence_timeout),
             )
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
@@ -227,16 +247,10 @@ class Pipeline:
         optional: list[Source | None] = [self._pod_logs, self._logs]
         return [self._kube, *(source for source in optional if source is not None)]
 
-    def _resume(self, saved: Mapping[str, Any] | None) -> Engine:
-        now = self._clock()
-        if saved:
-            try:
-                engine = Engine.restore(self.config, dict(saved), now)
-            except (KeyError, TypeError, ValueError) as error:
-                logger.error("saved engine state is unusable (%s); starting fresh", error)
-            else:
-                logger.info("resumed engine state (first started %s)", engine.started_at)
-                return engine
+    def _resume(self, engine: Engine | None, now: datetime) -> Engine:
+        if engine is not None:
+            logger.info("resumed engine state (first started %s)", engine.started_at)
+            return engine
         logger.info("no saved engine state: first start, judging deadlines after %s", now)
         engine = Engine(self.config, started_at=now)
         # Saved at once: a successor (restart or new leader) that found no engine would take
@@ -402,8 +416,26 @@ class Pipeline:
         except StateConflict as error:
             logger.error("%s; not saving (another replica owns the state now)", error)
             return
+        except Exception as error:  # the store is unreachable or refuses: retried
+            if self._save_failure is None:
+                self._save_failure = (time.monotonic(), store_error_text(error))
+            logger.error(
+                "cannot save the state (%s); retrying in %.0f s",
+                store_error_text(error),
+                SAVE_RETRY,
+            )
+            if self._save_policy.changed(clock_only=False):
+                self._slots.after("save", SAVE_RETRY, lambda: self._queue.put(Chore.SAVE))
+            return
+        if self._save_failure is not None:
+            logger.info("the state is saved again")
+            self._save_failure = None
         self._save_policy.saved()
         self._metrics.state_saved(self._document.size)
+
+    def save_failure(self) -> tuple[float, str] | None:
+        """Since when (monotonic) saves fail, and the first error; None while they work."""
+        return self._save_failure
 
     def _publish(self) -> None:
         with self._engine_lock:

@@ -199,10 +199,17 @@ class FakeKubeApi:
 
     # -- misbehaviour hooks ---------------------------------------------------------------
     def fail_requests(
-        self, code: int = 503, *, seconds: float | None = None, count: int | None = None
+        self,
+        code: int = 503,
+        *,
+        seconds: float | None = None,
+        count: int | None = None,
+        path: str | None = None,
     ) -> None:
-        """Answer every request with `code` for `seconds`, or for the next `count` requests."""
+        """Answer every request (or those whose path contains `path`) with `code` for
+        `seconds`, or for the next `count` requests."""
         with self.controls.lock:
+            self.controls.error_path = path
             self.controls.error_code = code
             self.controls.error_count = count
             self.controls.error_until = time.monotonic() + (seconds if seconds else 1e9)

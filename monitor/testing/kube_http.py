@@ -64,14 +64,17 @@ class ServerControls:
     error_code: int = 0
     error_until: float = 0.0
     error_count: int | None = None
+    error_path: str | None = None  # only requests whose path contains this fail
     expired_on_request: bool = False
     expire_every_watch: bool = False  # a lagging watch cache: every watch gets a 410 ERROR
     errors_answered: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def injected_error(self) -> int:
+    def injected_error(self, path: str) -> int:
         with self.lock:
             if not self.error_code:
+                return 0
+            if self.error_path is not None and self.error_path not in path:
                 return 0
             if self.error_count is not None:
                 if self.error_count <= 0:
@@ -138,6 +141,11 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
     def _send_error(self, error: ApiError) -> None:
         self._send(error.code, encode(error.status()))
 
+    def _drain_body(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -151,11 +159,13 @@ class KubeRequestHandler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         try:
-            code = self.fake.controls.injected_error()
+            code = self.fake.controls.injected_error(parts.path)
             if code:
+                self._drain_body()  # else the body is read as the next request
+                reasons = {500: "InternalError", 403: "Forbidden"}
                 raise ApiError(
                     code,
-                    "InternalError" if code == 500 else "ServiceUnavailable",
+                    reasons.get(code, "ServiceUnavailable"),
                     "the server is currently unable to handle the request",
                 )
             self._authenticate()

@@ -8,7 +8,9 @@ import gzip
 import json
 import logging
 import secrets
+import tracemalloc
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -20,7 +22,7 @@ from monitor.runtime.configmap_store import (
     ConfigMapStore,
     StateConflict,
 )
-from monitor.runtime.state import StateDocument
+from monitor.runtime.state import MAX_DOCUMENT_BYTES, CorruptState, StateDocument
 from monitor.testing.kube_api import FakeKubeApi
 
 REFERENCE = "monitoring/sla-monitor-state"
@@ -124,16 +126,64 @@ def test_size_is_measured_and_a_document_near_the_limit_is_logged(
     assert store_for(kube).load() == big
 
 
-def test_unreadable_contents_are_logged_and_treated_as_no_state(
-    kube: FakeKubeApi, caplog: pytest.LogCaptureFixture
-) -> None:
+def create_raw(kube: FakeKubeApi, name: str = "sla-monitor-state", **contents: Any) -> None:
+    """A ConfigMap written as a person (or an attacker) might: `data`/`binaryData` as given."""
     core = client.CoreV1Api(kube.api_client())
-    metadata = client.V1ObjectMeta(name="sla-monitor-state")
-    body = client.V1ConfigMap(metadata=metadata, data={DATA_KEY: '{"engine": '})
-    core.create_namespaced_config_map("monitoring", body)
+    core.create_namespaced_config_map(
+        "monitoring", client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name), **contents)
+    )
+
+
+def packed(data: bytes) -> str:
+    return base64.b64encode(gzip.compress(data)).decode()
+
+
+@pytest.mark.parametrize(
+    "contents",
+    [
+        {"data": {DATA_KEY: '{"engine": '}},
+        {"data": {DATA_KEY: "[1, 2, 3]"}},
+        {"binaryData": {PACKED_KEY: "not base64!"}},
+        {"binaryData": {PACKED_KEY: base64.b64encode(b"not gzip at all").decode()}},
+        {"binaryData": {PACKED_KEY: packed(b'{"engine": {}}')[:-12]}},  # truncated
+        {"binaryData": {PACKED_KEY: packed(b"\xff\xfe{}")}},  # not UTF-8
+    ],
+    ids=["torn-json", "json-list", "bad-base64", "not-gzip", "truncated-gzip", "not-utf8"],
+)
+def test_unreadable_contents_raise_corrupt_state_and_are_copied_aside_as_they_were(
+    kube: FakeKubeApi, contents: dict[str, Any]
+) -> None:
+    create_raw(kube, **contents)
     store = store_for(kube)
-    with caplog.at_level(logging.ERROR, logger="monitor.runtime.configmap_store"):
-        assert store.load() is None
-    assert any("unreadable" in record.getMessage() for record in caplog.records)
+    with pytest.raises(CorruptState):
+        store.load()
+    aside = store.keep_aside()
+    name = aside.removeprefix("ConfigMap monitoring/")
+    assert name.startswith("sla-monitor-state-corrupt-")
+    copy = kube.get("", "configmaps", "monitoring", name)
+    for key, value in contents.items():
+        assert copy[key] == value  # byte for byte what was there
     store.save({"engine": {"fresh": True}})  # the store still knows the resourceVersion
     assert store_for(kube).load() == {"engine": {"fresh": True}}
+    assert kube.get("", "configmaps", "monitoring", name)["metadata"]["name"] == name
+
+
+def test_a_gzip_bomb_is_refused_without_inflating_it(kube: FakeKubeApi) -> None:
+    bomb = gzip.compress(b"{" + b" " * (MAX_DOCUMENT_BYTES * 4) + b"}", 9)
+    assert len(bomb) < 200 * 1024  # a few hundred KiB that would inflate to 64 MiB
+    create_raw(kube, binary_data={PACKED_KEY: base64.b64encode(bomb).decode()})
+    store = store_for(kube)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptState, match="more than"):
+            store.load()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * MAX_DOCUMENT_BYTES  # bounded by the cap, not by what the bomb holds
+
+
+def test_a_document_just_under_the_cap_still_loads(kube: FakeKubeApi) -> None:
+    document = {"engine": {"history": ["x" * (MAX_DOCUMENT_BYTES - 100)]}}
+    store_for(kube).save(document)
+    assert store_for(kube).load() == document

@@ -23,6 +23,7 @@ from monitor.notify.render import (
     render_recovered,
     render_resolved,
 )
+from monitor.runtime.resume import KeptAside, kept_aside_report
 from monitor.testing.slack_blocks import message_error
 
 AT = datetime(2026, 11, 27, 0, 5, tzinfo=UTC)
@@ -316,3 +317,14 @@ def test_at_risk_and_overrun_say_why_in_the_batch_zone_and_how_they_ended() -> N
     assert ended.text == (
         "Recovered: the run ended (succeeded) after 1 h 48 min at 2026-11-26 09:50 JST."
     )
+
+
+def test_the_report_of_a_state_kept_aside_says_where_and_escapes_the_reason() -> None:
+    kept = KeptAside("state ConfigMap ops/sla", "not JSON: <!channel> & co", "ConfigMap ops/x")
+    message = render_post(kept_aside_report([kept], AT), KUBECTL)
+    assert message_error(message.as_json()) is None
+    everything = json.dumps(message.blocks) + message.text
+    assert "saved state unusable" in everything
+    assert "kept aside as ConfigMap ops/x" in everything
+    assert "<!channel>" not in everything
+    assert "&lt;!channel&gt; &amp; co" in everything

@@ -1,11 +1,13 @@
-"""The file store: atomic JSON documents, and a corrupt file never stops a start."""
+"""The file store: atomic JSON documents; an unusable file is refused and kept aside whole."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from monitor.runtime.state import FileStore, StateDocument
+import pytest
+
+from monitor.runtime.state import MAX_DOCUMENT_BYTES, CorruptState, FileStore, StateDocument
 
 
 def test_a_saved_document_loads_back_and_leaves_no_temporary_files(tmp_path: Path) -> None:
@@ -17,13 +19,36 @@ def test_a_saved_document_loads_back_and_leaves_no_temporary_files(tmp_path: Pat
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["state.json"]
 
 
-def test_a_corrupt_file_is_moved_aside_and_treated_as_absent(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "content",
+    [b'{"engine": ', b"[1, 2]", b'"state"', b"\xff\xfe{}", b"[" * 100_000 + b"]" * 100_000],
+    ids=["torn", "list", "string", "not-utf8", "deeply-nested"],
+)
+def test_an_unusable_file_raises_and_is_renamed_aside_byte_for_byte(
+    tmp_path: Path, content: bytes
+) -> None:
     path = tmp_path / "state.json"
-    path.write_text('{"engine": ')
-    assert FileStore(path).load() is None
+    path.write_bytes(content)
+    store = FileStore(path)
+    with pytest.raises(CorruptState):
+        store.load()
+    assert path.exists()  # loading alone never moves anything
+    aside = Path(store.keep_aside())
     assert not path.exists()
-    (aside,) = tmp_path.glob("state.json.corrupt-*")
-    assert aside.read_text() == '{"engine": '
+    assert aside.name.startswith("state.json.corrupt-")
+    assert aside.read_bytes() == content
+    path.write_bytes(content)
+    second = Path(store.keep_aside())  # kept aside twice within a second: both survive
+    assert second != aside
+    assert second.read_bytes() == aside.read_bytes() == content
+
+
+def test_a_file_over_the_size_cap_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    with path.open("wb") as file:
+        file.truncate(MAX_DOCUMENT_BYTES + 10)  # sparse: costs no disk
+    with pytest.raises(CorruptState, match="more than"):
+        FileStore(path).load()
 
 
 def test_sections_are_saved_together_in_one_document(tmp_path: Path) -> None:

@@ -109,13 +109,14 @@ class Cursor:
         if not saved:
             return cls(started=default_checked, checked_up_to=default_checked)
         try:
-            return cls._from_dict(saved, default_checked)
+            return cls.parse(saved, default_checked)
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             logger.warning("ignoring unreadable Cloud Logging cursor: %s", error)
             return cls(started=default_checked, checked_up_to=default_checked)
 
     @classmethod
-    def _from_dict(cls, saved: Mapping[str, Any], started: datetime) -> Cursor:
+    def parse(cls, saved: Mapping[str, Any], started: datetime) -> Cursor:
+        """Rebuild from `to_dict()` output, raising on anything else (see `restore`)."""
         if saved.get("version") != CURSOR_VERSION:
             raise ValueError(f"unknown cursor version {saved.get('version')!r}")
         cursor = cls(started=started, checked_up_to=parse_rfc3339(saved["checked_up_to"]))

@@ -62,6 +62,15 @@ def timestamped_lines(raw: bytes) -> Iterator[LogLine]:
             yield LogLine(last_time, rest)
 
 
+def parse_pod_cursor(saved: Mapping[str, Any]) -> dict[str, str]:
+    """The containers already read ("<pod uid>/<container>" or a version-1 pod uid -> when),
+    from `PodLogSource.cursor()` output; raises on anything else."""
+    scanned = saved["scanned"]
+    if not isinstance(scanned, Mapping):
+        raise TypeError(f"scanned is a {type(scanned).__name__}, not a mapping")
+    return {str(key): str(at) for key, at in scanned.items()}
+
+
 class PodLogSource:
     """Watches Job pods and reads each terminated container's log once, for tracebacks."""
 
@@ -110,8 +119,8 @@ class PodLogSource:
         """Version 1 kept pod uids (every container of the pod was read), version 2 keeps
         `<pod uid>/<container>`; both are understood."""
         try:
-            scanned = {str(key): str(at) for key, at in dict(saved["scanned"]).items()}
-        except (KeyError, TypeError, ValueError) as error:
+            scanned = parse_pod_cursor(saved)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             logger.warning("ignoring unreadable pod-log cursor: %s", error)
             return
         with self.lock:
