@@ -22,13 +22,24 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from monitor.config.cadence import calendar_problem
 from monitor.config.model import Config
-from monitor.config.yaml_nodes import DataPath, Located, Position, Problem, YamlDocument, read_yaml
+from monitor.config.yaml_nodes import (
+    DataPath,
+    Located,
+    Position,
+    Problem,
+    YamlDocument,
+    read_yaml,
+    shown,
+)
 
 __all__ = ["ConfigError", "Position", "Problem", "config_json_schema", "load_config"]
 
 _JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MERGED_LIST = "batches"
+#: Largest config file read: 10,000 batches are about 1 MiB (and so is a ConfigMap at most).
+MAX_FILE_BYTES = 16 * 2**20
 
 
 class ConfigError(Exception):
@@ -65,6 +76,7 @@ def load_config(path: str | Path) -> Config:
             + _workflows_without_argo(config, merged)
             + _unknown_calendars(config, merged)
             + _unknown_silenced(config, merged)
+            + _deadlines_off_calendar(config, merged)
         )
     if problems:
         raise ConfigError(problems)
@@ -91,11 +103,15 @@ def _config_files(path: str | Path) -> list[tuple[str, Path]]:
 
 def _read(label: str, file: Path) -> YamlDocument:
     try:
-        raw = file.read_bytes()
+        with file.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)  # a device or a huge file: never all of it
     except FileNotFoundError:
         return _unreadable(label, Position(label, 1, 1), "no such file or directory")
     except OSError as error:
         return _unreadable(label, Position(label, 1, 1), f"cannot read: {error.strerror}")
+    if len(raw) > MAX_FILE_BYTES:
+        limit = f"at most {MAX_FILE_BYTES // 2**20} MiB"
+        return _unreadable(label, Position(label, 1, 1), f"file too large: {limit}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -267,6 +283,20 @@ def _unknown_silenced(config: Config, merged: _Merged) -> list[Problem]:
     ]
 
 
+def _deadlines_off_calendar(config: Config, merged: _Merged) -> list[Problem]:
+    """A cron its calendar leaves (almost) no deadline of, or too many skipped in a row."""
+    problems = []
+    for index, batch in enumerate(config.batches):
+        if batch.deadline is None or batch.calendar not in config.calendars:
+            continue  # an unknown calendar is reported as such
+        calendar = config.calendar_of(batch)
+        found = calendar_problem(batch.deadline, calendar) if calendar is not None else None
+        if found is not None:
+            at = _position_of(merged, (_MERGED_LIST, index, "deadline"), pick="value")
+            problems.append(Problem(at, found))
+    return problems
+
+
 def _position_of(merged: _Merged, path: DataPath, pick: str) -> Position:
     """`pick`: "key" (the key naming the value), "value", or "best" (key if value empty)."""
     located, exact = merged.locate(path)
@@ -310,10 +340,24 @@ def _message(error: ErrorDetails) -> str:
     if kind in {"bool_type", "bool_parsing"}:
         return f"expected true or false, got {_describe(value)}"
     if kind == "list_type":
-        hint = f" (for a single item write [{value}])" if isinstance(value, str) else ""
+        single = isinstance(value, str) and value.isprintable() and len(value) <= 40
+        hint = f" (for a single item write [{value}])" if single else ""
         return f"expected a list, got {_describe(value)}{hint}"
     if kind in {"dict_type", "model_type", "model_attributes_type"}:
         return f"expected a mapping (key: value), got {_describe(value)}"
+    if kind in {"string_too_long", "string_too_short"}:
+        size = len(value) if isinstance(value, str) else "?"
+        bound = ("at most", context.get("max_length"))
+        if kind == "string_too_short":
+            bound = ("at least", context.get("min_length"))
+        return f"text is too {kind[11:]}: {size} characters, {bound[0]} {bound[1]}"
+    if kind in {"too_long", "too_short"}:
+        actual = context.get("actual_length")
+        if actual is None:
+            actual = len(value) if isinstance(value, list | dict | str) else "?"
+        if kind == "too_long":
+            return f"too many items: {actual}, at most {context.get('max_length')}"
+        return f"too few items: {actual}, at least {context.get('min_length')}"
     message = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     return message.replace("Input should be", "expected")
 
@@ -332,10 +376,12 @@ def _describe(value: Any) -> str:
         return "an empty value"
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return "a very large number"  # printing it could exceed Python's 4,300-digit limit
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, str):
-        return repr(value)
+        return shown(value)
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

@@ -13,7 +13,7 @@ import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import yaml
 
@@ -25,10 +25,18 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _NULL_TAG = "tag:yaml.org,2002:null"
-#: Guards against alias bombs ("billion laughs"). Without aliases a node takes at least one
-#: character of text, so a document may always have as many nodes as characters (10,000
-#: batches are about 100,000 nodes); only alias expansion can go beyond.
+#: Guards against alias bombs ("billion laughs"), merge-key bombs included. Without aliases
+#: a node takes at least one character of text, so a document may always have as many nodes
+#: as characters (10,000 batches are about 100,000 nodes); only expanding aliases (as values
+#: or as `<<` merge sources) can go beyond. Every visit counts: a key, a value, a merged
+#: mapping each time it is merged.
 _MAX_NODES = 50_000
+#: Deepest nesting accepted. A real config nests five levels (batches, item, match, labels,
+#: value); without a limit a deep `[[[[…]]]]` exhausts Python's recursion limit.
+MAX_DEPTH = 50
+_TOO_DEEP = f"nested too deeply: at most {MAX_DEPTH} levels"
+#: Longest scalar text quoted back in a message.
+_SHOWN = 40
 
 
 class Position(NamedTuple):
@@ -76,6 +84,8 @@ class YamlDocument:
     problems: list[Problem] = field(default_factory=list)
     #: Paths whose value was dropped after a reported problem: no further errors there.
     reported: set[DataPath] = field(default_factory=set)
+    #: Composing ran out of recursion: parsing it again (slower) would say the same.
+    too_deep: bool = False
 
     def at(self, path: DataPath) -> Located:
         """The position of `path`, or of its longest known prefix."""
@@ -86,8 +96,36 @@ class YamlDocument:
         return Located(Position(self.file, 1, 1))
 
 
-def _position(file: str, mark: yaml.Mark) -> Position:
+class _Mark(Protocol):
+    """A place in the text, as PyYAML's and libyaml's marks both give it (0-based)."""
+
+    @property
+    def line(self) -> int: ...
+    @property
+    def column(self) -> int: ...
+
+
+def _position(file: str, mark: _Mark) -> Position:
     return Position(file, mark.line + 1, mark.column + 1)
+
+
+def _brief(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def shown(text: str) -> str:
+    """`text` quoted for a message, shortened: an error line must stay one readable line."""
+    return repr(_brief(text))
+
+
+#: What a scalar of a resolved tag is, for "invalid …" messages.
+_SCALAR_KINDS = {
+    "tag:yaml.org,2002:int": "integer",
+    "tag:yaml.org,2002:float": "number",
+    "tag:yaml.org,2002:timestamp": "date",
+    "tag:yaml.org,2002:binary": "base64 value",
+    "tag:yaml.org,2002:bool": "boolean",
+}
 
 
 def _yaml_error_message(error: yaml.MarkedYAMLError) -> str:
@@ -105,15 +143,23 @@ def _yaml_error_message(error: yaml.MarkedYAMLError) -> str:
 
 
 class _Builder:
-    """Rebuilds plain data from composed nodes, recording positions and problems."""
+    """Rebuilds plain data from composed nodes, recording positions and problems.
+
+    Every node visited counts against `max_nodes`, merge sources each time they are merged,
+    so the work (and the problems collected) stays bounded by the text's size whatever its
+    aliases expand to; nesting deeper than `MAX_DEPTH` is refused at the node that goes too
+    deep.
+    """
 
     def __init__(self, document: YamlDocument, loader: yaml.SafeLoader, max_nodes: int) -> None:
         self._document = document
         self._max_nodes = max_nodes
         self._loader = loader
-        self._active: set[int] = set()
+        self._active: set[int] = set()  # the nodes being built: the current nesting chain
         self._count = 0
         self._too_large = False
+        #: The outermost `<<` being expanded: where a merge-key bomb is reported.
+        self._merging: yaml.Mark | None = None
 
     def _problem(self, mark: yaml.Mark, message: str, dropped: DataPath | None) -> None:
         """Record a problem; `dropped` is the path whose value is left out because of it."""
@@ -121,39 +167,69 @@ class _Builder:
         if dropped is not None:
             self._document.reported.add(dropped)
 
+    def _counted(self, node: yaml.Node, path: DataPath) -> bool:
+        """Count one visit; False once the document has expanded past its budget."""
+        self._count += 1
+        if self._count <= self._max_nodes:
+            return True
+        if not self._too_large:
+            self._too_large = True
+            message = "document too large (runaway aliases or merge keys?)"
+            self._problem(self._merging or node.start_mark, message, path)
+        self._document.reported.add(path)
+        return False
+
+    def _enter(self, node: yaml.Node, path: DataPath) -> bool:
+        """Push `node` on the nesting chain, or report why it cannot be entered."""
+        if id(node) in self._active:
+            self._problem(node.start_mark, "recursive alias", path)
+            return False
+        if len(self._active) >= MAX_DEPTH:
+            self._problem(node.start_mark, _TOO_DEEP, path)
+            return False
+        self._active.add(id(node))
+        return True
+
     def build(self, node: yaml.Node, path: DataPath, key: Position | None) -> tuple[bool, Any]:
         """(usable, value) of a node; unusable values have been reported."""
         file = self._document.file
         empty = isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG and node.value == ""
         self._document.positions[path] = Located(_position(file, node.start_mark), key, empty)
-        self._count += 1
-        if self._count > self._max_nodes:
-            if not self._too_large:
-                self._too_large = True
-                self._problem(node.start_mark, "document too large (runaway aliases?)", path)
-            self._document.reported.add(path)
+        if not self._counted(node, path):
             return False, None
-        if id(node) in self._active:
-            self._problem(node.start_mark, "recursive alias", path)
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if not self._enter(node, path):
             return False, None
-        self._active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
                 return self._mapping(node, path)
             if isinstance(node, yaml.SequenceNode):
                 return self._sequence(node, path)
-            return self._scalar(node, path)
+            return False, None  # PyYAML composes no other kind of node
         finally:
             self._active.discard(id(node))
 
-    def _scalar(self, node: yaml.Node, path: DataPath | None) -> tuple[bool, Any]:
+    def _scalar(self, node: yaml.ScalarNode, path: DataPath | None) -> tuple[bool, Any]:
         if node.tag == _STR_TAG and isinstance(node.value, str):
             return True, node.value  # what the constructor returns, without its overhead
         try:
             return True, self._loader.construct_object(node, deep=True)
         except yaml.MarkedYAMLError as error:
             self._problem(node.start_mark, f"unsupported YAML value: {error.problem}", path)
-            return False, None
+        except Exception as error:
+            # PyYAML's safe constructors raise plain errors for text their tag cannot hold:
+            # 2026-13-45 (ValueError), 5,000 digits (ValueError), `!!bool maybe` (KeyError),
+            # `!!int ""` (IndexError), `!!timestamp abc` (AttributeError).
+            kind = _SCALAR_KINDS.get(node.tag, "value")
+            reason = f": {error}" if kind == "date" and isinstance(error, ValueError) else ""
+            plain = (True, False)  # the tag the text resolves to when written plain
+            implicit = self._loader.resolve(yaml.ScalarNode, node.value, plain)  # type: ignore[no-untyped-call]
+            quote = " (quote it to make it a string)" if implicit == node.tag else ""
+            self._problem(
+                node.start_mark, f"invalid {kind} {shown(str(node.value))}{reason}{quote}", path
+            )
+        return False, None
 
     def _sequence(self, node: yaml.SequenceNode, path: DataPath) -> tuple[bool, Any]:
         if node.tag != _SEQ_TAG:
@@ -165,40 +241,77 @@ class _Builder:
             items.append(value)
         return True, items
 
+    def _merged(self, node: yaml.MappingNode, path: DataPath) -> dict[str, Any]:
+        """The keys `<<` brings into `node` (`<<: *defaults` or `<<: [*a, *b]`)."""
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _MERGE_TAG:
+                continue
+            listed = isinstance(value_node, yaml.SequenceNode)
+            outermost = self._merging is None
+            if outermost:
+                self._merging = key_node.start_mark
+            try:
+                for source in value_node.value if listed else [value_node]:
+                    if not self._counted(source, path):
+                        return result
+                    for name, value in self._merge_source(source, path).items():
+                        result.setdefault(name, value)
+            finally:
+                if outermost:
+                    self._merging = None
+        return result
+
+    def _merge_source(self, source: yaml.Node, path: DataPath) -> dict[str, Any]:
+        if not isinstance(source, yaml.MappingNode):
+            self._problem(source.start_mark, "'<<' merges only mappings", None)
+            return {}
+        if not self._enter(source, path):
+            return {}
+        try:
+            _, values = self._mapping(source, path)
+        finally:
+            self._active.discard(id(source))
+        return values or {}
+
+    def _key(self, key_node: yaml.Node, path: DataPath) -> str | None:
+        """A mapping key as text, or None (reported) when it cannot be one."""
+        if not isinstance(key_node, yaml.ScalarNode):
+            kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+            self._problem(key_node.start_mark, f"a key must be text, not {kind}", None)
+            return None
+        usable, key = self._scalar(key_node, None)
+        if not usable:
+            return None
+        if isinstance(key, str):
+            return key
+        text = str(key_node.value)
+        # Carry on under the key's text so nothing else breaks because of it.
+        fix = f'quote it: "{text}"' if text.isprintable() and len(text) <= _SHOWN else "quote it"
+        self._problem(
+            key_node.start_mark, f"key {_brief(repr(key))} must be text ({fix})", (*path, text)
+        )
+        return text
+
     def _mapping(self, node: yaml.MappingNode, path: DataPath) -> tuple[bool, Any]:
         if node.tag != _MAP_TAG:
             self._problem(node.start_mark, f"unsupported YAML tag {node.tag!r}", path)
             return False, None
-        result: dict[str, Any] = {}
-        merges = [value for key, value in node.value if key.tag == _MERGE_TAG]
-        for merged in merges:  # `<<: *defaults` first; explicit keys override
-            for source in merged.value if isinstance(merged, yaml.SequenceNode) else [merged]:
-                if not isinstance(source, yaml.MappingNode):
-                    self._problem(source.start_mark, "'<<' merges only mappings", None)
-                    continue
-                _, values = self._mapping(source, path)
-                for name, value in (values or {}).items():
-                    result.setdefault(name, value)
+        result = self._merged(node, path)  # `<<: *defaults` first; explicit keys override
         seen: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE_TAG:
                 continue
-            usable, key = self._scalar(key_node, None)
-            if not usable:
+            if not self._counted(key_node, path):
+                break
+            key = self._key(key_node, path)
+            if key is None:
                 continue
-            if not isinstance(key, str):
-                # Carry on under the key's text so nothing else breaks because of it.
-                self._problem(
-                    key_node.start_mark,
-                    f'key {key!r} must be text (quote it: "{key_node.value}")',
-                    (*path, str(key_node.value)),
-                )
-                key = str(key_node.value)
             first = seen.get(key)
             if first is not None:
                 self._problem(
                     key_node.start_mark,
-                    f"duplicate key {key!r} (first at line {first.start_mark.line + 1}, "
+                    f"duplicate key {shown(key)} (first at line {first.start_mark.line + 1}, "
                     f"column {first.start_mark.column + 1})",
                     None,
                 )
@@ -253,8 +366,12 @@ def read_yaml(file: str, text: str) -> YamlDocument:
     """Parse one YAML document whose top level must be a mapping of settings."""
     if getattr(yaml, "CSafeLoader", None) is not None:
         document = _read_yaml(file, text, _FAST_LOADER)
-        if not document.problems:
+        if not document.problems or document.too_deep:
             return document
+        # PyYAML's own scanner is quadratic in nesting depth: do not hand it a deep document.
+        deep = _too_deep(file, text) if document.data is None else None
+        if deep is not None:
+            return YamlDocument(file, problems=[Problem(deep, _TOO_DEEP)], too_deep=True)
     return _read_yaml(file, text, yaml.SafeLoader)
 
 
@@ -282,8 +399,9 @@ def _read_yaml(file: str, text: str, loader_type: type[yaml.SafeLoader]) -> Yaml
 
 def _compose(file: str, text: str, loader_type: type[yaml.SafeLoader]) -> YamlDocument:
     document = YamlDocument(file)
-    loader = loader_type(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = loader_type(text)  # PyYAML's reader refuses control characters right here
         root = loader.get_single_node()
         if root is None:
             document.problems.append(
@@ -306,9 +424,49 @@ def _compose(file: str, text: str, loader_type: type[yaml.SafeLoader]) -> YamlDo
         position = _position(file, mark) if mark is not None else Position(file, 1, 1)
         document.problems.append(Problem(position, _yaml_error_message(error)))
         document.data = None
-    except yaml.YAMLError as error:  # e.g. a control character in the stream
-        document.problems.append(Problem(Position(file, 1, 1), f"invalid YAML: {error}"))
+    except yaml.reader.ReaderError as error:  # a control character, or a lone surrogate
+        at = _offset_position(file, text, error.position)
+        character = f"U+{error.character:04X}" if isinstance(error.character, int) else "byte"
+        document.problems.append(Problem(at, f"invalid YAML: character {character} not allowed"))
         document.data = None
+    except yaml.YAMLError as error:
+        message = " ".join(str(error).split())  # one line, whatever PyYAML's text holds
+        document.problems.append(Problem(Position(file, 1, 1), f"invalid YAML: {message}"))
+        document.data = None
+    except RecursionError:  # PyYAML composes recursively: nesting past Python's limit
+        at = _too_deep(file, text) or Position(file, 1, 1)
+        document.problems.append(Problem(at, _TOO_DEEP))
+        document.data = None
+        document.too_deep = True
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return document
+
+
+def _offset_position(file: str, text: str, offset: int) -> Position:
+    """FILE:LINE:COL of a character offset into `text`."""
+    offset = min(max(offset, 0), len(text))
+    line_start = text.rfind("\n", 0, offset) + 1
+    return Position(file, text.count("\n", 0, offset) + 1, offset - line_start + 1)
+
+
+def _too_deep(file: str, text: str) -> Position | None:
+    """Where nesting first goes past `MAX_DEPTH` (None: it never does), from parser events:
+    the parser is a state machine, so this cannot run out of recursion itself."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_FAST_LOADER):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH and event.start_mark is not None:
+                    return _position(file, event.start_mark)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.MarkedYAMLError as error:
+        # libyaml looks up to 1,024 characters ahead and stops at its own limit, 1,000 levels.
+        if "nesting depth" in str(error.problem) and error.problem_mark is not None:
+            return _position(file, error.problem_mark)
+    except yaml.YAMLError:
+        pass
+    return None

@@ -382,9 +382,18 @@ def test_timezone_suggestion_ignores_case(tmp_path: Path) -> None:
 # --- properties ---------------------------------------------------------------------
 
 _WORDS = st.text(alphabet="abcdefghijklmnopqrstuvwxy-", min_size=1, max_size=12).filter(
-    lambda word: word[0] != "-" and word not in {"y", "n", "yes", "no", "on", "off"}
+    lambda word: "-" not in (word[0], word[-1]) and word not in {"y", "n", "yes", "no", "on", "off"}
 )
-_DURATIONS = st.builds(lambda n, unit: f"{n}{unit}", st.integers(1, 999), st.sampled_from("smhd"))
+
+
+def _durations(most: int, units: str) -> st.SearchStrategy[str]:
+    """Durations of 1 to `most` of one of `units`: within every bound that applies."""
+    return st.builds(lambda n, unit: f"{n}{unit}", st.integers(1, most), st.sampled_from(units))
+
+
+_DURATIONS = _durations(366, "smhd")  # a batch's own: at most 366d
+_POLLS = _durations(59, "sm")  # at most 1h
+_DEGRADED = _durations(23, "smh")  # at most 1d
 
 
 @st.composite
@@ -396,9 +405,9 @@ def _configs(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         data["kubernetes"] = {"namespaces": draw(st.lists(_WORDS, max_size=3)), "pod_logs": True}
     if draw(st.booleans()):
-        data["cloud_logging"] = {"project": draw(_WORDS), "poll_interval": draw(_DURATIONS)}
+        data["cloud_logging"] = {"project": draw(_WORDS), "poll_interval": draw(_POLLS)}
     if draw(st.booleans()):
-        data["health"] = {"degraded_after": draw(_DURATIONS)}
+        data["health"] = {"degraded_after": draw(_DEGRADED)}
     names = draw(st.lists(_WORDS, min_size=1, max_size=4, unique=True))
     batches = []
     for name in names:

@@ -1,7 +1,10 @@
-"""Large real configs load; only alias expansion is refused as too large."""
+"""Large real configs load; only alias expansion (merge keys included) is refused as too
+large, and quickly."""
 
 from __future__ import annotations
 
+import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,50 @@ def test_an_alias_bomb_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(str(path))
     assert any("document too large" in line for line in refused.value.lines())
+
+
+def _merge_bomb(levels: int, leaf: str = "{}") -> str:
+    """Each level merges the one before ten times: 10**levels merges once expanded."""
+    lines = [f"a0: &a0 {leaf}"]
+    lines += [f"a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 10)}]}}" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def test_merge_keys_count_against_the_alias_budget(tmp_path: Path) -> None:
+    """A million merges of an empty mapping: every merge is one visit, so this is refused
+    like any alias bomb (an uncounted merge let it through, to run for as long as the
+    expansion takes: at ten levels, hours)."""
+    path = tmp_path / "merges.yaml"
+    path.write_text(_merge_bomb(7))
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    bomb = [line for line in refused.value.lines() if "document too large" in line]
+    assert bomb == [f"{path}:6:10: document too large (runaway aliases or merge keys?)"]
+
+
+def test_a_merge_key_bomb_stops_quickly_in_bounded_memory(tmp_path: Path) -> None:
+    """Ten billion merges of a list of non-mappings: each merge is reported as a problem,
+    so unbounded expansion would also collect problems without end."""
+    path = tmp_path / "merges.yaml"
+    path.write_text(_merge_bomb(11, leaf="{<<: [x, x, x, x, x, x, x, x, x, x]}"))
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(ConfigError) as refused:
+            load_config(str(path))
+        elapsed = time.perf_counter() - started
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert any("document too large" in line for line in refused.value.lines())
+    assert len(refused.value.lines()) < 100  # the same problems, collected once each
+    assert peak < 64 * 2**20, peak
+    assert elapsed < 10, elapsed  # about 0.1 s; generous for a loaded machine
+
+
+def test_a_merge_of_itself_is_a_recursive_alias(tmp_path: Path) -> None:
+    path = tmp_path / "self.yaml"
+    path.write_text("slack: &s\n  <<: *s\n  channel: '#a'\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(str(path))
+    assert refused.value.lines() == [f"{path}:1:8: recursive alias"]
