@@ -418,7 +418,7 @@ class ArgoSettings(_Strict):
 
 
 class CloudLoggingSettings(_Strict):
-    """The Cloud Logging source of tracebacks; absent: no such source."""
+    """The Cloud Logging source of tracebacks and Job events; absent: no such source."""
 
     project: Name = Field(description="GCP project holding the cluster's logs.")
     cluster: Name | None = Field(None, description="resource.labels.cluster_name")
@@ -428,6 +428,11 @@ class CloudLoggingSettings(_Strict):
     )
     endpoint: FilePath | None = Field(
         None, description="Override the API endpoint; http:// means REST, no credentials."
+    )
+    events: bool = Field(
+        True,
+        description="Also read the Kubernetes Job events GKE keeps in logs/events: a second "
+        "witness of completions, for Jobs deleted while the daemon was down.",
     )
 
 

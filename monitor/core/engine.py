@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.core.codec import canonical_json
 from monitor.core.facts import (
+    JOB_EVENTS,
     KUBERNETES,
     Action,
     ConfigRejected,
@@ -65,6 +66,7 @@ from monitor.core.spec import BatchSpec, ConfigSpec
 from monitor.core.status import batch_status
 from monitor.core.tracks import DeadlineTrack, FreshnessTrack, Track
 from monitor.core.watches import run_thread, watch
+from monitor.core.witnesses import Witnesses
 
 STATE_VERSION = 2
 #: Failures and tracebacks are stamped to the second; allow that much before the first start.
@@ -155,6 +157,8 @@ class Engine:
         self.held: dict[str, Post] = {}
         self._queued: list[Action] = []
         self._encoded: dict[str, str] = {}
+        self.witnesses = Witnesses()
+        self._awaiting_events: list[tuple[datetime, str]] = []  # heap items held back
         self._reconcile(config, started_at)
 
     # -- input ---------------------------------------------------------------------------
@@ -203,12 +207,16 @@ class Engine:
     # -- jobs and logs -------------------------------------------------------------------
 
     def _job_seen(self, job: JobSeen) -> list[Action]:
+        if not self.witnesses.counts(job):
+            return []  # an event of an end the API reported already
         batches = self._index.batches_for(job)  # a JobSeen is its own identity
         actions: list[Action] = []
         was_running = self._running_uids.pop(job.uid, None) is not None
         watched: list[str] = []
         for batch in batches:
-            if self._runs_of(batch.name).seen(job):
+            runs = self._runs_of(batch.name)
+            recorded = self.witnesses.as_recorded(job, runs)
+            if recorded is not None and runs.seen(recorded):
                 self._encoded.pop(batch.name, None)
                 watched.append(batch.name)  # the durations (so the p90) changed
             elif job.outcome == "running" or was_running:
@@ -356,6 +364,11 @@ class Engine:
 
     # -- time ------------------------------------------------------------------------------
 
+    def await_events(self, restarted_at: datetime, bound: timedelta) -> None:
+        """Judge deadlines due before `restarted_at` only once the Job events in Cloud
+        Logging are read up to it (`Watermark(JOB_EVENTS)`), or once `bound` has passed."""
+        self.witnesses.await_events(restarted_at, bound)
+
     def horizon(self) -> datetime | None:
         """Up to when deadlines can be judged: now, unless the cluster view lags behind."""
         seen = self.watermarks.get(KUBERNETES)
@@ -371,13 +384,22 @@ class Engine:
         if horizon is None:
             return []
         actions: list[Action] = []
+        events_seen = self.watermarks.get(JOB_EVENTS)
+        if self._awaiting_events and self.witnesses.released(events_seen, self.now):
+            for item in self._awaiting_events:
+                heapq.heappush(self._heap, item)
+            self._awaiting_events = []
         while self._heap and self._heap[0][0] <= horizon:
             due, name = heapq.heappop(self._heap)
             if self._due.get(name) != due:
                 continue  # superseded by a later _schedule
+            limit = self.witnesses.limit(due, horizon, events_seen)
+            if limit is None:  # due before a restart, and the events are not read that far
+                self._awaiting_events.append((due, name))
+                continue
             del self._due[name]
             track = self.tracks[name]
-            actions += self._with_latest_run(name, track.advance(horizon))
+            actions += self._with_latest_run(name, track.advance(limit))
             self._took(name, track)
             self._encoded.pop(name, None)
             if track.due() <= horizon:  # a track that cannot progress must not spin here
@@ -479,6 +501,8 @@ class Engine:
                 lag_due = max(lag_due, self._lagging_since + _LAG_CONFIRMATION)
             instants.append(lag_due)
         instants += self._silence_ends()
+        if (catch_up_ends := self.witnesses.wakeup()) is not None:
+            instants.append(catch_up_ends)
         every = self.config.slack.remind
         for incident in self._incidents():
             reminder = incident.next_reminder(every)
@@ -927,6 +951,8 @@ class Engine:
         engine._warnings = None
         engine._open = set()
         engine._encoded = {}
+        engine.witnesses = Witnesses()
+        engine._awaiting_events = []
         engine.held = {
             saved["k"]: Post(
                 kind=saved["kind"],

@@ -20,10 +20,14 @@ __all__ = ["AlertKind", "Reason", "Route"]  # re-exported: the vocabulary of fac
 JobOutcome = Literal["running", "succeeded", "failed"]
 #: What a run is: a batch/v1 Job or an Argo Workflow (argoproj.io/v1alpha1).
 RunKind = Literal["Job", "Workflow"]
+#: Who told: the Kubernetes API (or Argo's) itself, or the Job events kept in Cloud Logging.
+Witness = Literal["api", "events"]
 
 #: Source names used in watermarks, health facts and `monitor_degraded` keys.
 KUBERNETES = "kubernetes"
 CLOUD_LOGGING = "cloud_logging"
+#: The watermark of the Job events read from Cloud Logging (see `Engine.await_events`).
+JOB_EVENTS = "job_events"
 SLACK = "slack"
 
 
@@ -38,7 +42,9 @@ class JobSeen:
     phase decides (`Succeeded`; `Failed`/`Error`, the phase as `reason`) and the time is
     `status.finishedAt`; `workflows` names its families (the CronWorkflow and the
     WorkflowTemplate it comes from), which `match.workflow` looks at.
-    `created_at` is `metadata.creationTimestamp`.
+    `created_at` is `metadata.creationTimestamp`. `witness` is "events" for the end of a Job
+    read from its Kubernetes Event in Cloud Logging (no start, labels or owner: the CronJob
+    is taken from the Job's name); the engine counts a run once whoever tells first.
     """
 
     uid: str
@@ -55,6 +61,7 @@ class JobSeen:
     created_at: datetime | None = None
     kind: RunKind = "Job"
     workflows: tuple[str, ...] = ()
+    witness: Witness = "api"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,10 @@ start and finished at its end, the clock and the Kubernetes view advancing with 
 if the daemon had first started `since` ago. So deadlines, incidents, `at_risk` and
 `overrun` are judged exactly as the daemon would have, only nothing is posted: each
 top-level alert is printed (`TIME KIND BATCH KEY`, in the batch's zone), then one summary
-line per batch. Runs deleted from the cluster (TTL, history limits) are not seen, so
-their deadlines show as missed: that is the price of looking back with only the cluster.
+line per batch. With `cloud_logging` (and its `events`), the Job end events kept in Cloud
+Logging are read over the same span too, so Jobs deleted since (TTL, history limits) count
+as they did for the daemon, deduplicated by uid with what the cluster lists; without it,
+deleted runs are not seen and their deadlines show as missed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from monitor.core.facts import KUBERNETES, Action, Fact, JobSeen, Post, Tick, Wa
 from monitor.sources.argo.workflows import WORKFLOWS
 from monitor.sources.kube.resources import JOBS
 from monitor.sources.kube.source import KubeRunSource
+from monitor.sources.logs.events import read_events
 
 LIST_TIMEOUT_SECONDS = 300.0
 
@@ -65,6 +68,20 @@ def list_runs(api_client: ApiClient, config: Config) -> list[JobSeen]:
     finally:
         source.stop(timeout=1.0)
     return runs
+
+
+def with_event_runs(
+    config: Config, runs: list[JobSeen], since: datetime, now: datetime
+) -> list[JobSeen]:
+    """`runs` plus the ends only the Job events in Cloud Logging still witness (a uid the
+    cluster lists is taken from the cluster, which knows its start and owner)."""
+    settings = config.cloud_logging
+    if settings is None or not settings.events:
+        return runs
+    listed = {run.uid for run in runs}
+    events = read_events(settings, config.kubernetes.namespaces, since, now)
+    witnessed = {event.seen.uid: event.seen for event in events if event.seen.uid not in listed}
+    return runs + list(witnessed.values())
 
 
 def timeline(runs: Iterable[JobSeen]) -> list[tuple[datetime, JobSeen]]:
@@ -143,6 +160,6 @@ def backtest(
     now: datetime | None = None,
 ) -> int:
     moment = now or datetime.now(UTC)
-    runs = list_runs(api_client(), config)
+    runs = with_event_runs(config, list_runs(api_client(), config), moment - since, moment)
     report(config, replay(config, runs, moment - since, moment), out)
     return 0

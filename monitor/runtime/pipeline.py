@@ -80,6 +80,8 @@ REFRESH_SECONDS = 5.0
 PRUNE_SECONDS = 300.0
 #: Seconds between attempts to save while the store refuses or cannot be reached.
 SAVE_RETRY = 2.0
+#: After a restart, how long deadlines that passed while down wait for the Job events.
+CATCH_UP_BOUND = timedelta(minutes=2)
 
 
 class Chore(enum.Enum):
@@ -219,7 +221,11 @@ class Pipeline:
                 self._from_logs,
                 job_for_pod=self._jobs_by_name.job_for_pod,
                 cursor=main.restored.log_cursor,
+                events_cursor=main.restored.events_cursor,
             )
+            if main.restored.engine is not None and self.config.cloud_logging.events:
+                # Deadlines that passed while down wait for the events of Jobs deleted then.
+                self._engine.await_events(now, CATCH_UP_BOUND)
         self._pod_logs: PodLogSource | None = None
         if self.config.kubernetes.pod_logs:
             self._pod_logs = PodLogSource(
@@ -332,6 +338,13 @@ class Pipeline:
             actions = self._engine.handle(fact)
             decisions = self._engine.take_decisions()
             wakeup = self._engine.next_wakeup()
+            lapsed, self._engine.witnesses.lapsed_at = self._engine.witnesses.lapsed_at, None
+        if lapsed is not None:
+            logger.warning(
+                "the Job events in Cloud Logging were not read up to the restart within %s: "
+                "judging the deadlines that passed while down with what is known",
+                CATCH_UP_BOUND,
+            )
         for decision in decisions:
             logger.debug("decision %s: %s", decision.batch, decision.reason)
             self._metrics.decision(decision.batch, decision.reason)
@@ -409,6 +422,8 @@ class Pipeline:
             sections = {"engine": self._engine.encoded()}  # only changed batches re-encoded
         if self._logs is not None:
             sections["log_cursor"] = canonical_json(self._logs.cursor())
+            if (events_cursor := self._logs.events_cursor()) is not None:
+                sections["events_cursor"] = canonical_json(events_cursor)
         if self._pod_logs is not None:
             sections["pod_log_cursor"] = canonical_json(self._pod_logs.cursor())
         try:

@@ -100,6 +100,7 @@ class LeaderState:
     engine: Engine | None
     log_cursor: Document | None
     pod_log_cursor: Document | None
+    events_cursor: Document | None = None
 
 
 def leader_state_restorer(config: Config, now: datetime) -> Callable[[Document], LeaderState]:
@@ -119,10 +120,13 @@ def leader_state_restorer(config: Config, now: datetime) -> Callable[[Document],
         log_cursor = _section(document, "log_cursor")
         if log_cursor is not None:
             Cursor.parse(log_cursor, now)
+        events_cursor = _section(document, "events_cursor")
+        if events_cursor is not None:
+            Cursor.parse(events_cursor, now)
         pod_log_cursor = _section(document, "pod_log_cursor")
         if pod_log_cursor is not None:
             parse_pod_cursor(pod_log_cursor)
-        return LeaderState(engine, log_cursor, pod_log_cursor)
+        return LeaderState(engine, log_cursor, pod_log_cursor, events_cursor)
 
     return restore
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,6 +134,81 @@ def container_entry(
     else:
         entry["textPayload"] = text
     return entry
+
+
+#: What the job controller says with each end reason (kubernetes/pkg/controller/job).
+JOB_EVENT_MESSAGES = {
+    "Completed": ("Normal", "Job completed"),
+    "BackoffLimitExceeded": ("Warning", "Job has reached the specified backoff limit"),
+    "DeadlineExceeded": ("Warning", "Job was active longer than specified deadline"),
+}
+
+
+def job_event_entry(
+    *,
+    namespace: str,
+    job: str,
+    uid: str,
+    reason: str,
+    at: datetime,
+    logged_at: datetime | None = None,
+    cluster: str = "test-cluster",
+    project: str = "test-project",
+    time_field: str = "lastTimestamp",
+    insert_id: str | None = None,
+) -> dict[str, Any]:
+    """A LogEntry shaped like the ones GKE writes to `logs/events` for a Job's Event.
+
+    `at` is the Event's time, in `time_field` (`lastTimestamp`, as the core/v1 Event API
+    writes it, or `eventTime`, as events.k8s.io/v1 does; any other value: neither, so the
+    entry's own `timestamp` is the only time); `logged_at` is the entry's `timestamp`
+    (default `at`).
+    """
+    event_type, message = JOB_EVENT_MESSAGES.get(reason, ("Normal", reason))
+    stamp, logged = format_rfc3339(at), format_rfc3339(logged_at or at)
+    payload: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": f"{job}.{uuid.uuid4().hex[:16]}",
+            "namespace": namespace,
+            "uid": str(uuid.uuid4()),
+            "creationTimestamp": stamp,
+        },
+        "involvedObject": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "namespace": namespace,
+            "name": job,
+            "uid": uid,
+        },
+        "reason": reason,
+        "message": message,
+        "source": {"component": "job-controller"},
+        "reportingComponent": "job-controller",
+        "type": event_type,
+        "count": 1,
+    }
+    if time_field in ("lastTimestamp", "eventTime"):
+        payload[time_field] = stamp
+        if time_field == "lastTimestamp":
+            payload["firstTimestamp"] = stamp
+    return {
+        "insertId": insert_id or f"fake-event-{next(_insert_ids):08d}",
+        "logName": f"projects/{project}/logs/events",
+        "resource": {
+            "type": "k8s_cluster",
+            "labels": {
+                "project_id": project,
+                "location": "asia-northeast1",
+                "cluster_name": cluster,
+            },
+        },
+        "timestamp": logged,
+        "receiveTimestamp": logged,
+        "severity": "WARNING" if event_type == "Warning" else "INFO",
+        "jsonPayload": payload,
+    }
 
 
 def _sort_key(entry: Mapping[str, Any]) -> tuple[float, str]:

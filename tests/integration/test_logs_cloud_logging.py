@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,14 +13,12 @@ from google.api_core.exceptions import BadRequest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import logging as cloud_logging
 
-from monitor.config.model import CloudLoggingSettings
-from monitor.core.facts import Fact, SourceHealth, TracebackSeen, Watermark
+from monitor.core.facts import SourceHealth, Watermark
 from monitor.core.tracebacks import MAX_LINE_CHARS
-from monitor.sources.logs.cloud import CloudLoggingSource
-from monitor.testing.logging_api import FakeCloudLogging, container_entry
+from monitor.testing.logging_api import container_entry
 from monitor.testing.wait import wait_until
+from tests.integration.logging_support import NAMESPACE, Harness, ago
 
-NAMESPACE = "ml-batch"
 VALUE_ERROR = """Traceback (most recent call last):
   File "/app/train.py", line 41, in <module>
     main()
@@ -43,75 +39,6 @@ Traceback (most recent call last):
   File "/app/load.py", line 14, in fetch
     raise LookupError("no rows for 2026-11-27") from None
 LookupError: no rows for 2026-11-27"""
-
-
-@dataclass
-class Clock:
-    """Real time, with a skip-ahead for backoff tests (never sleeps)."""
-
-    offset: timedelta = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-@dataclass
-class Harness:
-    api: FakeCloudLogging
-    clock: Clock
-    facts: list[Fact] = field(default_factory=list)
-    jobs: dict[tuple[str, str], str] = field(default_factory=dict)
-
-    def source(
-        self, namespaces: tuple[str, ...] = (NAMESPACE,), **kwargs: Any
-    ) -> CloudLoggingSource:
-        settings = CloudLoggingSettings(
-            project="test-project",
-            cluster="test-cluster",
-            poll_interval=timedelta(seconds=1),
-            endpoint=self.api.url,
-        )
-        kwargs.setdefault("settle", timedelta(0))
-        return CloudLoggingSource(
-            settings,
-            namespaces,
-            self.facts.append,
-            job_for_pod=lambda namespace, pod: self.jobs.get((namespace, pod)),
-            clock=self.clock,
-            **kwargs,
-        )
-
-    def tracebacks(self) -> list[TracebackSeen]:
-        return [fact for fact in self.facts if isinstance(fact, TracebackSeen)]
-
-    def lines(
-        self, pod: str, text: str, start: datetime, *, container: str = "main", **kwargs: Any
-    ) -> list[dict[str, Any]]:
-        """One entry per line, 1 ms apart, as GKE writes a container's stderr (a `job`
-        gets its uid label too, as a Job's pods have)."""
-        if "job" in kwargs:
-            kwargs.setdefault("job_uid", f"uid-{kwargs['job']}")
-        return [
-            container_entry(
-                namespace=NAMESPACE,
-                pod=pod,
-                container=container,
-                text=line,
-                timestamp=start + timedelta(milliseconds=index),
-                **kwargs,
-            )
-            for index, line in enumerate(text.splitlines())
-        ]
-
-
-@pytest.fixture
-def harness() -> Iterator[Harness]:
-    with FakeCloudLogging() as api:
-        yield Harness(api, Clock())
-
-
-def ago(seconds: float) -> datetime:
-    return datetime.now(UTC) - timedelta(seconds=seconds)
 
 
 def test_whole_traceback_in_one_entry_sends_the_documented_filter(harness: Harness) -> None:

@@ -1,20 +1,27 @@
-"""Cloud Logging source: Python tracebacks in GKE container logs -> `TracebackSeen` facts.
+"""Cloud Logging source: Python tracebacks in GKE container logs -> `TracebackSeen` facts,
+and (with `events`, the default) Kubernetes Job end events -> `JobSeen` facts.
 
 Each poll sends one `entries:list` request for traceback lines since the cursor minus an
 overlap window (entries can be ingested late), skips insertIds already handled, and
 either parses a whole traceback out of one message or, because GKE writes one entry per
 stdout line, opens a follow-up for that container: one extra request per poll fetches
 the lines after every open traceback (all containers in one OR-ed filter) and feeds them
-to `TracebackGrouper` until the final exception line has settled. So the steady state is
-one request per `poll_interval`, two while tracebacks are being assembled. Failures back
+to `TracebackGrouper` until the final exception line has settled. With events, one more
+request lists the Job end events since the events cursor (`events.py`), and once it has
+read every page a `Watermark(JOB_EVENTS)` says up to when (the poll's instant minus
+`EVENTS_INGESTION_ALLOWANCE`). So the steady state is two requests per `poll_interval`,
+three while tracebacks are being assembled; every request draws on one `RequestBudget`
+(at most 50 a minute, the project's quota being 60), and a poll over budget stops early
+and is continued by the next. Failures back
 off by kind: an unreachable or failing service (connection errors, 5xx) with the shared
 `Backoff`, at most 5 s apart so it is used again promptly once it answers; a 429
 RESOURCE_EXHAUSTED (no Retry-After on this API) doubles the delay from the poll interval
 up to `QUOTA_BACKOFF` (the quota is per minute); a refused query (400) waits `MAX_BACKOFF`.
 
 `poll_once()` is the unit of work (returns the seconds until the next poll is due);
-`start()`/`stop()` run it on a thread. `cursor()` is a JSON-able dict to save with the
-daemon's state and pass back as `cursor=` so a restart neither misses nor repeats.
+`start()`/`stop()` run it on a thread. `cursor()` and `events_cursor()` are JSON-able dicts
+to save with the daemon's state and pass back (`cursor=`, `events_cursor=`) so a restart
+neither misses nor repeats.
 """
 
 from __future__ import annotations
@@ -26,7 +33,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.config.model import CloudLoggingSettings
-from monitor.core.facts import CLOUD_LOGGING, Fact, SourceHealth, TracebackSeen, Watermark
+from monitor.core.facts import (
+    CLOUD_LOGGING,
+    JOB_EVENTS,
+    Fact,
+    SourceHealth,
+    TracebackSeen,
+    Watermark,
+)
 from monitor.core.tracebacks import (
     GrouperState,
     Traceback,
@@ -35,6 +49,8 @@ from monitor.core.tracebacks import (
     message_lines,
 )
 from monitor.sources.base import Backoff, PollLoop
+from monitor.sources.logs.budget import RequestBudget
+from monitor.sources.logs.client import entries_of, list_page, make_client
 from monitor.sources.logs.cursor import Cursor, PendingTraceback
 from monitor.sources.logs.entries import (
     JOB_NAME_LABELS,
@@ -46,6 +62,7 @@ from monitor.sources.logs.entries import (
     parse_entry,
     traceback_filter,
 )
+from monitor.sources.logs.events import MalformedEvent, events_filter, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -54,34 +71,16 @@ _JOB_NAME_KEYS = tuple(label.removeprefix("k8s-pod/") for label in JOB_NAME_LABE
 JobLookup = Callable[[str, str], "str | None"]
 Emit = Callable[[Fact], None]
 
-PAGE_SIZE = 1000  # the API's maximum
 MAX_PAGES_PER_POLL = 5
 MAX_FOLLOW_UPS_PER_REQUEST = 40  # keeps the OR-ed filter far below 20,000 characters
 MAX_BACKOFF = timedelta(minutes=5)
 QUOTA_BACKOFF = timedelta(minutes=1)
-REQUEST_TIMEOUT_SECONDS = 30.0
+#: How long after it happened an event may still be ingested, for the events watermark.
+EVENTS_INGESTION_ALLOWANCE = timedelta(seconds=10)
 
 
-def make_client(settings: CloudLoggingSettings) -> Any:
-    """A REST `google.cloud.logging.Client`: anonymous for an http:// endpoint, ADC otherwise.
-
-    ADC covers Workload Identity in-cluster; a key file is never read by this code.
-    """
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud.logging import Client
-
-    endpoint = settings.endpoint
-    if endpoint and endpoint.startswith("http://"):
-        return Client(  # type: ignore[no-untyped-call]
-            project=settings.project,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-            _use_grpc=False,
-            client_options={"api_endpoint": endpoint.rstrip("/")},
-        )
-    options = {"api_endpoint": endpoint.rstrip("/")} if endpoint else None
-    return Client(  # type: ignore[no-untyped-call]
-        project=settings.project, _use_grpc=False, client_options=options
-    )
+class OverBudget(Exception):
+    """The poll has spent its share of the read quota; the next poll continues."""
 
 
 class CloudLoggingSource:
@@ -95,6 +94,8 @@ class CloudLoggingSource:
         *,
         job_for_pod: JobLookup | None = None,
         cursor: Mapping[str, Any] | None = None,
+        events_cursor: Mapping[str, Any] | None = None,
+        budget: RequestBudget | None = None,
         client: Any = None,
         overlap: timedelta = timedelta(minutes=2),
         settle: timedelta = timedelta(seconds=5),
@@ -113,6 +114,10 @@ class CloudLoggingSource:
         self._lock = threading.Lock()
         now = clock()
         self._cursor = Cursor.restore(cursor, default_checked=now)
+        self._events: Cursor | None = None
+        if settings.events:
+            self._events = Cursor.restore(events_cursor, default_checked=now)
+        self._budget = budget or RequestBudget()
         self._groupers: dict[ContainerKey, TracebackGrouper] = {}
         self._failures = 0
         self.skipped = 0  # malformed entries skipped (one writer: the polling thread)
@@ -133,6 +138,11 @@ class CloudLoggingSource:
         with self._lock:
             return self._cursor.to_dict()
 
+    def events_cursor(self) -> dict[str, Any] | None:
+        """The events reader's position to persist (None: events are not read)."""
+        with self._lock:
+            return self._events.to_dict() if self._events is not None else None
+
     def current_filter(self) -> str:
         """The main query as the next poll will send it."""
         return self._main_filter(self._cursor.query_since(self._overlap))
@@ -145,9 +155,18 @@ class CloudLoggingSource:
                 return (self._retry_at - now).total_seconds()
             try:
                 complete = self._poll(now)
+                events_complete = self._poll_events(now)
+            except OverBudget:
+                self._succeeded(now, False)
+                wait = max(self._budget.seconds_until_free(), 1.0)
+                logger.info("Cloud Logging read budget spent; continuing in %.0f s", wait)
+                return wait
             except Exception as error:  # any failure: report, back off, never crash
                 return self._failed(now, error)
             self._succeeded(now, complete)
+            if events_complete:
+                seen_up_to = now - EVENTS_INGESTION_ALLOWANCE
+                self._emit(Watermark(JOB_EVENTS, seen_up_to=seen_up_to))
             return self.settings.poll_interval.total_seconds()
 
     def start(self) -> None:
@@ -173,20 +192,9 @@ class CloudLoggingSource:
         )
 
     def _list(self, filter_text: str, page_token: str | None) -> Mapping[str, Any]:
-        body: dict[str, Any] = {
-            "resourceNames": [f"projects/{self.settings.project}"],
-            "filter": filter_text,
-            "orderBy": "timestamp asc",
-            "pageSize": PAGE_SIZE,
-        }
-        if page_token:
-            body["pageToken"] = page_token
-        # The raw call of the library's own connection: the library's entry objects raise
-        # on a malformed entry and lose the rest of the page; raw dicts are also cheaper.
-        response = self._client._connection.api_request(
-            method="POST", path="/entries:list", data=body, timeout=REQUEST_TIMEOUT_SECONDS
-        )
-        return response if isinstance(response, Mapping) else {}
+        if not self._budget.take():
+            raise OverBudget
+        return list_page(self._client, self.settings.project, filter_text, page_token)
 
     def _poll(self, now: datetime) -> bool:
         """Run the main query and the follow-ups; True when every page was read."""
@@ -196,7 +204,7 @@ class CloudLoggingSource:
         last_time: datetime | None = None
         for _ in range(MAX_PAGES_PER_POLL):
             page = self._list(filter_text, token)
-            for raw in _entries_of(page):
+            for raw in entries_of(page):
                 line = parse_entry(raw)
                 if line is None:
                     self.skipped += 1
@@ -213,6 +221,44 @@ class CloudLoggingSource:
         elif last_time is not None:
             self._cursor.checked(min(now, last_time + self._overlap), self._overlap)
         return complete
+
+    def _poll_events(self, now: datetime) -> bool:
+        """List the Job end events since the events cursor; True when every page was read."""
+        cursor = self._events
+        if cursor is None:
+            return False
+        filter_text = events_filter(
+            self.settings.project,
+            self.settings.cluster,
+            self.namespaces,
+            cursor.query_since(self._overlap),
+            with_namespaces=self._namespaces_in_filter,
+        )
+        token: str | None = None
+        last_time: datetime | None = None
+        for _ in range(MAX_PAGES_PER_POLL):
+            page = self._list(filter_text, token)
+            for raw in entries_of(page):
+                try:
+                    event = parse_event(raw)
+                except MalformedEvent as problem:
+                    self.skipped += 1
+                    logger.warning("skipping Job event entry (%s): %s", problem, repr(raw)[:300])
+                    continue
+                last_time = event.entry_time
+                if not cursor.first_sight(event.insert_id, event.entry_time):
+                    continue
+                if self.namespaces and event.seen.namespace not in self.namespaces:
+                    continue
+                self._emit(event.seen)
+            token = page.get("nextPageToken") or None
+            if token is None:
+                break
+        if token is None:
+            cursor.checked(now, self._overlap)
+        elif last_time is not None:
+            cursor.checked(min(now, last_time + self._overlap), self._overlap)
+        return token is None
 
     def _take_new_line(self, line: ContainerLine) -> None:
         if not self._cursor.first_sight(line.insert_id, line.time):
@@ -243,7 +289,7 @@ class CloudLoggingSource:
         page = self._list(follow_up_filter(self.settings.cluster, starts, until), None)
         truncated = bool(page.get("nextPageToken"))
         last_time = None
-        for raw in _entries_of(page):
+        for raw in entries_of(page):
             line = parse_entry(raw)
             if line is None:
                 self.skipped += 1
@@ -376,8 +422,3 @@ class CloudLoggingSource:
             )
         )
         return delay.total_seconds()
-
-
-def _entries_of(page: Mapping[str, Any]) -> list[Any]:
-    entries = page.get("entries")
-    return entries if isinstance(entries, list) else []
