@@ -70,6 +70,15 @@ FILE_CASES: list[tuple[str, Callable[[Path], bytes], bytes | None]] = [
 ]
 
 
+def lease_holder(stack: LocalStack) -> str | None:
+    """Who holds the Lease ("" before anyone won it; None once it was handed back)."""
+    leases = [stored.obj for stored in stack.kube.store.objects("leases")]
+    if not leases:
+        return ""
+    holder: str | None = leases[0].get("spec", {}).get("holderIdentity")
+    return holder
+
+
 def state_reports(stack: LocalStack) -> list[str]:
     return [key for key in keys(stack.slack, "monitor_degraded") if key.startswith("degraded:")]
 
@@ -170,8 +179,7 @@ def test_a_leader_that_cannot_read_its_state_hands_the_lease_back_and_is_not_rea
 
     def handed_back() -> bool:
         """The Lease exists (it was won) and holds nobody (it was handed back)."""
-        leases = [s.obj for s in stack.kube.store.objects("leases")]
-        return bool(leases) and leases[0].get("spec", {}).get("holderIdentity") is None
+        return lease_holder(stack) is None
 
     wait_until(lambda: "cannot read its state" in daemon.logs(), timeout=timing_bound(15))
     wait_until(handed_back, timeout=timing_bound(10))
@@ -202,8 +210,8 @@ def test_a_leader_whose_saves_keep_failing_steps_down_and_is_not_ready(
     wait_until(lambda: daemon.get("/readyz")[0] == 503, timeout=timing_bound(45))
     assert time.monotonic() - failed_at >= STATE_WRITE_LIMIT_SECONDS - 1  # not at once
     wait_until(lambda: daemon.status()["leader"] is False, timeout=timing_bound(15))
-    leases = [stored.obj for stored in stack.kube.store.objects("leases")]
-    assert leases[0]["spec"].get("holderIdentity") is None
+    # The pipeline stops posting first, then the Lease is handed back.
+    wait_until(lambda: lease_holder(stack) is None, timeout=timing_bound(10))
     assert "saving the state has failed for 30 s (HTTP 403 Forbidden)" in daemon.logs()
 
 
