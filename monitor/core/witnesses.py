@@ -17,14 +17,23 @@ engine asks `Witnesses` two questions:
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from monitor.core.facts import JobSeen
 from monitor.core.runs import RunHistory
 
-#: How many API-reported ends are remembered (a relist of 100,000 finished Jobs fits).
+#: How many API-reported ends are remembered (see `Witnesses.counts`).
 REMEMBERED_ENDS = 100_000
+#: A CronJob's Job name: the CronJob's name, a dash, and the scheduled time in minutes.
+CRONJOB_JOB_NAME = re.compile(r"^(?P<cronjob>.+)-(?P<minutes>[0-9]+)$")
+
+
+def cronjob_of(job_name: str) -> str | None:
+    """The CronJob a Job of this name was made by, under the CronJob naming rule."""
+    found = CRONJOB_JOB_NAME.match(job_name)
+    return found["cronjob"] if found else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +54,14 @@ class Witnesses:
         self.lapsed_at: datetime | None = None
 
     def counts(self, job: JobSeen) -> bool:
-        """Whether `job` may change anything: False for an event of an end the API told."""
+        """Whether `job` may change anything: False for an event of an end the API told
+        whose name would give it another family than the API's. (An event of a Job whose
+        owner the naming rule gets right matches the same batches, where the tracks and
+        the posted keys count it once; only the others are remembered, which keeps this
+        memory small: most Jobs are a CronJob's, named by the rule.)"""
         if job.witness == "api":
-            if job.outcome != "running":
+            renamed = job.kind == "Job" and cronjob_of(job.name) != job.cronjob
+            if job.outcome != "running" and renamed:
                 self._ended_by_api[job.uid] = None
                 self._ended_by_api.move_to_end(job.uid)
                 if len(self._ended_by_api) > REMEMBERED_ENDS:

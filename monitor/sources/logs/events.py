@@ -20,7 +20,6 @@ The time of the end is the Event's `lastTimestamp`, else its `eventTime`, else t
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from monitor.config.model import CloudLoggingSettings
 from monitor.core.facts import JobSeen
 from monitor.core.rfc3339 import format_rfc3339, parse_rfc3339
 from monitor.core.tracebacks import clip
+from monitor.core.witnesses import cronjob_of
 from monitor.sources.logs.budget import RequestBudget
 from monitor.sources.logs.client import entries_of, list_page, make_client
 from monitor.sources.logs.entries import quote
@@ -43,15 +43,7 @@ END_REASONS = {
     "BackoffLimitExceeded": "failed",
     "DeadlineExceeded": "failed",
 }
-#: A CronJob's Job name: the CronJob's name, a dash, and the scheduled time in minutes.
-CRONJOB_JOB_NAME = re.compile(r"^(?P<cronjob>.+)-(?P<minutes>[0-9]+)$")
 MAX_MESSAGE_CHARS = 2000
-
-
-def cronjob_of(job_name: str) -> str | None:
-    """The CronJob a Job of this name was made by, under the CronJob naming rule."""
-    found = CRONJOB_JOB_NAME.match(job_name)
-    return found["cronjob"] if found else None
 
 
 def events_filter(
