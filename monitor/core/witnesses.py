@@ -17,7 +17,6 @@ engine asks `Witnesses` two questions:
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import OrderedDict
 from datetime import datetime, timedelta
 
@@ -26,14 +25,16 @@ from monitor.core.runs import RunHistory
 
 #: How many API-reported ends are remembered (see `Witnesses.counts`).
 REMEMBERED_ENDS = 100_000
-#: A CronJob's Job name: the CronJob's name, a dash, and the scheduled time in minutes.
-CRONJOB_JOB_NAME = re.compile(r"^(?P<cronjob>.+)-(?P<minutes>[0-9]+)$")
 
 
 def cronjob_of(job_name: str) -> str | None:
-    """The CronJob a Job of this name was made by, under the CronJob naming rule."""
-    found = CRONJOB_JOB_NAME.match(job_name)
-    return found["cronjob"] if found else None
+    """The CronJob a Job of this name was made by, under the CronJob naming rule: the
+    CronJob's name, a dash, and the scheduled time in minutes (`nightly-29400000`).
+    String operations, not a regex: this runs for every Job of a relist."""
+    cronjob, dash, minutes = job_name.rpartition("-")
+    if dash and cronjob and minutes.isascii() and minutes.isdigit():
+        return cronjob
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from monitor.core.engine import Engine
 from monitor.core.facts import JOB_EVENTS, JobSeen, Watermark
+from monitor.core.witnesses import cronjob_of
 from tests.unit.engine_helpers import (
     T0,
     advance,
@@ -145,3 +146,10 @@ def test_deadlines_after_the_restart_never_wait_for_the_events() -> None:
         "late@2026-11-26T02:30:00+00:00"
     ]
     assert resolves(caught_up) == []
+
+
+def test_the_cronjob_naming_rule() -> None:
+    assert cronjob_of("nightly-29400000") == "nightly"
+    assert cronjob_of("feature-build-29400000") == "feature-build"
+    for not_a_cronjob_job in ("nightly", "nightly-", "-29400000", "nightly-2940x", "n-1²"):
+        assert cronjob_of(not_a_cronjob_job) is None
