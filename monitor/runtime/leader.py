@@ -173,9 +173,10 @@ class LeaderElector:
 
     def step_down(self, pause: float | None = None) -> None:
         """Stop leading: write the Lease no more, hand it back now, and compete again only
-        after `pause` seconds (default: two Lease durations). The library's renew loop
-        then fails within its renew deadline and reports the loss (`on_stopped`)."""
-        self._pause = pause if pause is not None else 2.0 * self._timing[0]
+        after `pause` seconds (default: one Lease duration, ample for a follower retrying
+        every retry period to take it). The library's renew loop then fails within its
+        renew deadline and reports the loss (`on_stopped`)."""
+        self._pause = pause if pause is not None else float(self._timing[0])
         self._quiet.set()
         self._hand_back()
 
