@@ -289,7 +289,16 @@ class Daemon:
     def status_snapshot(self) -> StatusSnapshot:
         with self._lock:
             pipeline = self._pipeline
-        snapshot = pipeline.status_snapshot() if pipeline is not None else None
+        return self._as_served(pipeline.status_snapshot() if pipeline is not None else None)
+
+    def readiness(self) -> StatusSnapshot:
+        with self._lock:
+            pipeline = self._pipeline
+        return self._as_served(pipeline.readiness() if pipeline is not None else None)
+
+    def _as_served(self, snapshot: StatusSnapshot | None) -> StatusSnapshot:
+        """The pipeline's snapshot (None: no pipeline runs) with this process's own
+        readiness applied: unfit to lead, or a standby follower."""
         unfit = self._unfit
         if unfit is not None:
             state = {"state": {"up": False, "detail": unfit}}

@@ -246,7 +246,7 @@ class Pipeline:
         self._kube.start()
         if self._pod_logs is not None:
             self._pod_logs.start()
-        self._enqueue(Chore.REFRESH)
+        self._enqueue(Chore.TICK)
 
     def _sources(self) -> list[Source]:
         """Every source this pipeline runs (the Kubernetes one first)."""
@@ -399,6 +399,7 @@ class Pipeline:
             self._check_slack()
             self._apply(Tick(self._clock()))
             self._update_metrics()
+            self._snapshots.expire()
 
     def _check_slack(self) -> None:
         health = self._notifier.health()
@@ -453,16 +454,20 @@ class Pipeline:
         return self._save_failure
 
     def _publish(self) -> None:
+        snapshot = self._snapshot(batches=True)
+        self._update_metrics()
+        self._snapshots.publish(snapshot)
+
+    def _snapshot(self, *, batches: bool) -> StatusSnapshot:
         with self._engine_lock:
-            snapshot = StatusSnapshot.from_engine(
+            return StatusSnapshot.from_engine(
                 self._engine,
                 leader=True,
                 synced=self.synced,
                 generated_at=self._clock(),
                 sources={SLACK: {"up": bool(self._slack_reachable is not False)}},
+                batches=batches,
             )
-        self._update_metrics()
-        self._snapshots.publish(snapshot)
 
     def _update_metrics(self) -> None:
         relists, restarts = self._kube.relists, self._kube.watch_restarts
@@ -490,6 +495,11 @@ class Pipeline:
     def status_snapshot(self, fresh_within: float = 1.0) -> StatusSnapshot | None:
         """The latest snapshot, refreshed by the engine thread if older than `fresh_within`."""
         return self._snapshots.get(fresh_within)
+
+    def readiness(self) -> StatusSnapshot:
+        """Readiness and sources only, built on the caller's thread: no batch is walked,
+        so a kubelet probing every few seconds costs next to nothing."""
+        return self._snapshot(batches=False)
 
     @property
     def synced(self) -> bool:

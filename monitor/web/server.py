@@ -30,6 +30,7 @@ import json
 import logging
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -91,21 +92,32 @@ class _Rendered:
     Every source hands out the same snapshot object until there is a newer one
     (`LatestStatus` until the next publish, `SnapshotCache` until the next refresh,
     `OnDemandStatus` for `max_age`), so identity is the key: clients polling in a loop
-    cost one render per snapshot. Renders are single-flight; the others wait for it.
+    cost one render per snapshot. Renders are single-flight; the others wait for it. Only
+    a weak reference to the snapshot is kept: once its source lets it go, the response goes
+    too (a rendered page of thousands of batches is megabytes).
     """
 
     def __init__(self, render: Callable[[StatusSnapshot], Response]) -> None:
         self._render = render
         self._lock = threading.Lock()
-        self._latest: tuple[StatusSnapshot, Response] | None = None
+        self._latest: tuple[weakref.ref[StatusSnapshot], Response] | None = None
         self.count = 0
 
     def of(self, snapshot: StatusSnapshot) -> Response:
         with self._lock:
-            if self._latest is None or self._latest[0] is not snapshot:
-                self._latest = (snapshot, self._render(snapshot))
+            latest = self._latest
+            if latest is None or latest[0]() is not snapshot:
+                latest = (weakref.ref(snapshot, self._forget), self._render(snapshot))
+                self._latest = latest
                 self.count += 1
-            return self._latest[1]
+            return latest[1]
+
+    def _forget(self, gone: weakref.ref[StatusSnapshot]) -> None:
+        # The snapshot was let go: so is its response (no lock: a collection may run
+        # this on a thread that holds it).
+        latest = self._latest
+        if latest is not None and latest[0] is gone:
+            self._latest = None
 
 
 class _App:
@@ -140,6 +152,8 @@ class _App:
         if route == "/metrics":
             body, content_type = self.metrics.exposition(accept)
             return Response(HTTPStatus.OK, content_type, body)
+        if route == "/readyz":
+            return self._rendered[route].of(self.status.readiness())
         return self._rendered[route].of(self.status.status_snapshot())
 
 

@@ -49,8 +49,12 @@ class StatusSnapshot:
         synced: bool,
         generated_at: datetime,
         sources: Mapping[str, Mapping[str, Any]] | None = None,
+        batches: bool = True,
     ) -> StatusSnapshot:
         """Copy what the page shows; call it while holding the engine's lock.
+
+        Without `batches` only readiness and the sources are copied (what `/readyz`
+        shows): walking every batch costs far more, and a kubelet probes every few seconds.
 
         Readiness: a leader (or a replica without election) is ready once its sources have
         synced; a standby follower is ready at once, so a rollout never waits for a Lease.
@@ -69,8 +73,8 @@ class StatusSnapshot:
         for name, extra in (sources or {}).items():
             view.setdefault(name, {"up": True, "detail": ""}).update(extra)
         return cls(
-            batches=engine.status(),
-            history=[dict(entry) for entry in engine.history],
+            batches=engine.status() if batches else [],
+            history=[dict(entry) for entry in engine.history] if batches else [],
             sources=view,
             leader=leader,
             ready=synced or not leader,
@@ -94,6 +98,10 @@ class StatusSource(Protocol):
 
     def status_snapshot(self) -> StatusSnapshot: ...
 
+    def readiness(self) -> StatusSnapshot:
+        """A snapshot that may leave out the batches and history (for `/readyz`)."""
+        ...
+
 
 class LatestStatus:
     """Holds the most recently published snapshot; publishing replaces it whole."""
@@ -109,6 +117,9 @@ class LatestStatus:
     def status_snapshot(self) -> StatusSnapshot:
         with self._lock:
             return self._snapshot
+
+    def readiness(self) -> StatusSnapshot:
+        return self.status_snapshot()
 
 
 class OnDemandStatus:
@@ -137,3 +148,6 @@ class OnDemandStatus:
             if self._cached is None or now - self._cached[0] >= self._max_age:
                 self._cached = (now, self._build())
             return self._cached[1]
+
+    def readiness(self) -> StatusSnapshot:
+        return self.status_snapshot()

@@ -109,3 +109,16 @@ def test_a_stale_snapshot_is_refreshed_once_for_many_readers() -> None:
 def test_without_a_refresh_the_reader_waits_a_bounded_time() -> None:
     cache = SnapshotCache(lambda: None, now, wait=0.1)
     assert cache.get() is None
+
+
+def test_a_snapshot_nobody_asked_for_is_let_go_and_a_recent_one_kept() -> None:
+    published: list[StatusSnapshot] = []
+    cache = SnapshotCache(lambda: None, now, wait=0.05)
+    cache.publish(snapshot(now() - timedelta(seconds=5)))
+    cache.expire(older_than=30.0)
+    kept = cache.get(fresh_within=60.0)
+    assert kept is not None  # 5 s old: kept
+    published.append(kept)
+    cache.publish(snapshot(now() - timedelta(seconds=31)))
+    cache.expire(older_than=30.0)
+    assert cache.get(fresh_within=3600.0) is None  # let go; no refresh came in time

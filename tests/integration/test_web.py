@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import socket
@@ -9,6 +10,7 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -579,11 +581,68 @@ class _BrokenStatus:
     def status_snapshot(self) -> StatusSnapshot:
         raise RuntimeError("engine state unavailable")
 
+    def readiness(self) -> StatusSnapshot:
+        raise RuntimeError("engine state unavailable")
 
-def test_a_failing_provider_gives_500_and_the_server_keeps_serving() -> None:
-    with StatusServer(_BrokenStatus(), Metrics(), host="127.0.0.1", port=0) as server:
-        assert fetch(server.url + "api/status").status == 500
-        assert fetch(server.url + "healthz").status == 200
+
+class _CountingStatus:
+    """A source that says which of its two views the server asked for."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.asked: list[str] = []
+
+    def _build(self, view: str, batches: bool) -> StatusSnapshot:
+        self.asked.append(view)
+        return StatusSnapshot.from_engine(
+            self.engine, leader=True, synced=True, generated_at=self.engine.now, batches=batches
+        )
+
+    def status_snapshot(self) -> StatusSnapshot:
+        return self._build("full", batches=True)
+
+    def readiness(self) -> StatusSnapshot:
+        return self._build("readiness", batches=False)
+
+
+def test_readyz_never_asks_for_the_batches_and_the_status_does() -> None:
+    source = _CountingStatus(scenario_engine())
+    with StatusServer(source, Metrics(), host="127.0.0.1", port=0) as server:
+        for _ in range(5):
+            reply = fetch(server.url + "readyz")
+            assert reply.status == 200
+            assert reply.json()["ready"] is True
+        assert source.asked == ["readiness"] * 5
+        batches = fetch(server.url + "api/status").json()["batches"]
+        assert isinstance(batches, list)
+        assert len(batches) == 6
+        assert source.asked[-1] == "full"
+
+
+def test_a_readiness_snapshot_has_the_sources_but_no_batches() -> None:
+    engine = scenario_engine()
+    full = StatusSnapshot.from_engine(engine, leader=True, synced=False, generated_at=NOW)
+    light = StatusSnapshot.from_engine(
+        engine, leader=True, synced=False, generated_at=NOW, batches=False
+    )
+    assert full.batches
+    assert full.history
+    assert light.batches == []
+    assert light.history == []
+    assert (light.ready, light.leader, light.sources) == (full.ready, full.leader, full.sources)
+
+
+def test_the_server_keeps_no_snapshot_alive_once_its_source_lets_it_go(served: Served) -> None:
+    engine = scenario_engine()
+    served.publish(engine)
+    first = weakref.ref(served.status.status_snapshot())
+    assert fetch(served.url + "/api/status").status == 200
+    assert fetch(served.url + "/").status == 200
+    served.publish(engine)  # the source now holds a newer one
+    gc.collect()
+    assert first() is None  # neither it nor its rendered responses are kept
+    assert fetch(served.url + "/api/status").status == 200
+    assert served.status.status_snapshot() is not None
 
 
 def test_concurrent_readers_while_snapshots_are_replaced(served: Served) -> None:
