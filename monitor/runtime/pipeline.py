@@ -51,7 +51,6 @@ from monitor.notify.routing import ConfigRouter
 from monitor.notify.slack import Notifier
 from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
-from monitor.runtime.configmap_store import StateConflict
 from monitor.runtime.job_directory import JobDirectory
 from monitor.runtime.resume import (
     LeaderState,
@@ -63,7 +62,8 @@ from monitor.runtime.resume import (
 from monitor.runtime.save_policy import SavePolicy
 from monitor.runtime.slots import Slots
 from monitor.runtime.snapshot_cache import SnapshotCache
-from monitor.runtime.state import StateStore, store_error_text
+from monitor.runtime.state import StateStore
+from monitor.runtime.state_writer import StateWriter
 from monitor.sources.argo.workflows import WORKFLOWS
 from monitor.sources.base import MAX_RETRY_SECONDS, Source
 from monitor.sources.kube.reflector import ReflectorSettings
@@ -172,7 +172,6 @@ class Pipeline:
         self._jobs_by_name = JobDirectory()
         self._posting = True
         self._save_policy = SavePolicy()
-        self._save_failure: tuple[float, str] | None = None
         self._wakeup: datetime | None = None
         self._slack_reachable: bool | None = None
         self._snapshots = SnapshotCache(lambda: self._queue.put(Chore.REFRESH), clock)
@@ -191,6 +190,10 @@ class Pipeline:
         )
         outbox = resume(self._outbox_store, restore_outbox, Outbox)
         self._document, self._outbox_document = main.document, outbox.document
+        self._writer = StateWriter(
+            self._document, retry=SAVE_RETRY, saved=self._metrics.state_saved
+        )
+        self._writer.start()
         self._engine = self._resume(main.restored.engine, now)
         self._notifier = Notifier(
             self._transport,
@@ -287,6 +290,8 @@ class Pipeline:
             logger.warning("stopping with alerts still queued; they are saved and sent later")
         self._notifier.stop(timeout=1.0)
         self._save()
+        if not self._writer.stop(timeout=max(1.0, budget - (time.monotonic() - started))):
+            logger.warning("stopping before the state was written; the last save stands")
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -419,6 +424,7 @@ class Pipeline:
     # -- state and status ------------------------------------------------------------------
 
     def _save(self) -> None:
+        """Hand what changed to the state writer (which writes it on its own thread)."""
         with self._engine_lock:
             sections = {"engine": self._engine.encoded()}  # only changed batches re-encoded
         if self._logs is not None:
@@ -427,31 +433,12 @@ class Pipeline:
                 sections["events_cursor"] = canonical_json(events_cursor)
         if self._pod_logs is not None:
             sections["pod_log_cursor"] = canonical_json(self._pod_logs.cursor())
-        try:
-            self._document.put_encoded(sections)
-        except StateConflict as error:
-            logger.error("%s; not saving (another replica owns the state now)", error)
-            return
-        except Exception as error:  # the store is unreachable or refuses: retried
-            if self._save_failure is None:
-                self._save_failure = (time.monotonic(), store_error_text(error))
-            logger.error(
-                "cannot save the state (%s); retrying in %.0f s",
-                store_error_text(error),
-                SAVE_RETRY,
-            )
-            if self._save_policy.changed(clock_only=False):
-                self._slots.after("save", SAVE_RETRY, lambda: self._queue.put(Chore.SAVE))
-            return
-        if self._save_failure is not None:
-            logger.info("the state is saved again")
-            self._save_failure = None
+        self._writer.submit(sections)
         self._save_policy.saved()
-        self._metrics.state_saved(self._document.size)
 
     def save_failure(self) -> tuple[float, str] | None:
         """Since when (monotonic) saves fail, and the first error; None while they work."""
-        return self._save_failure
+        return self._writer.failure
 
     def _publish(self) -> None:
         snapshot = self._snapshot(batches=True)

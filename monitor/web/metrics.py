@@ -28,6 +28,8 @@ from monitor.core.facts import AlertKind, Reason
 PREFIX = "sla_monitor"
 #: Slack answers in tens of milliseconds when well, seconds when throttled or retried.
 POST_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+#: A state write: tens of milliseconds at 10,000 batches (docs/operations.md); 50 ms is its target.
+SAVE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 #: Why the HTTP server turned a client away or cut it off (see `Metrics.http_refused`).
 HttpRefusal = Literal["busy", "crowded", "oversized", "slow_request", "slow_reader"]
 
@@ -165,6 +167,12 @@ class Metrics:
         self._state_saves = Counter(
             f"{PREFIX}_state_saves", "Times the state was persisted.", registry=registry
         )
+        self._state_save_seconds = Histogram(
+            f"{PREFIX}_state_save_seconds",
+            "Duration of one write of the state document (off the engine's thread).",
+            buckets=SAVE_BUCKETS,
+            registry=registry,
+        )
         self._state_size = Gauge(
             f"{PREFIX}_state_size_bytes", "Size of the last saved state.", registry=registry
         )
@@ -221,8 +229,9 @@ class Metrics:
     def config_reloaded(self, ok: bool) -> None:
         self._reloads.labels(result="ok" if ok else "invalid").inc()
 
-    def state_saved(self, size_bytes: int) -> None:
+    def state_saved(self, seconds: float, size_bytes: int) -> None:
         self._state_saves.inc()
+        self._state_save_seconds.observe(seconds)
         self._state_size.set(size_bytes)
 
     def http_refused(self, reason: HttpRefusal) -> None:

@@ -507,7 +507,7 @@ def test_metrics_parse_and_carry_what_the_daemon_reported(served: Served) -> Non
     metrics.ticked(datetime.fromtimestamp(CLOCK - 1, UTC))
     metrics.set_leader(True)
     metrics.config_reloaded(ok=False)
-    metrics.state_saved(2048)
+    metrics.state_saved(0.02, 2048)
 
     reply = fetch(served.url + "/metrics")
     assert reply.status == 200
@@ -522,6 +522,9 @@ def test_metrics_parse_and_carry_what_the_daemon_reported(served: Served) -> Non
         return samples[("sla_monitor_" + name, tuple(sorted(labels.items())))]
 
     assert value("alerts_posted_total", kind="missed_deadline") == 2
+    assert value("state_save_seconds_count") == 1
+    assert value("state_save_seconds_bucket", le="0.01") == 0
+    assert value("state_save_seconds_bucket", le="0.025") == 1
     assert value("alerts_posted_total", kind="stale") == 0  # exported before first use
     assert value("decisions_total", batch="late", outcome="missed") == 1
     assert value("decisions_total", batch="on-time", outcome="met") == 1
