@@ -10,8 +10,10 @@ persists them before anything is sent.
 
 APScheduler wakes the engine exactly at its next decision instant (a UTC `DateTrigger`,
 never a cron trigger: the schedule module already did the DST math) — no per-second
-ticking. The state document (engine + outbox + log cursors) is saved at most about once
-a second after a change, and once more on stop.
+ticking. The state document (engine + log cursors) is saved at most about once a second
+after a change, and once more on stop: the engine thread encodes what changed and the
+`StateWriter` thread writes it, so no write ever delays a fact. The outbox has its own
+document, written by the notifier before each post.
 """
 
 from __future__ import annotations
