@@ -1,4 +1,8 @@
-"""The latency benchmark runs end to end in its small smoke mode and prints every row."""
+"""The latency benchmark runs end to end in its small smoke mode and prints its one table.
+
+Only that the table is produced and says what it measured is checked, never the timings:
+a shared CI machine makes any timed assertion flaky.
+"""
 
 from __future__ import annotations
 
@@ -9,28 +13,44 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "latency.py"
 
+#: Every row the table must have, with its target (None: a row shown for context).
+ROWS = {
+    "start-up to ready (listed and synced)": "<= 10 s",
+    "failure -> Slack, p99 (20 failures)": "<= 250 ms",
+    "deadline -> Slack, p99 (10 deadlines)": "<= 1550 ms (margin 1.25 s + 300)",
+    "storm of 30 failures: last key delivered": "<= 15 s",
+    "idle CPU (200 batches, 2000 Jobs, 3 s)": "<= 0.5 %",
+    "RSS steady (200 batches, 2000 Jobs)": "<= 200 MB",
+    "RSS peak (whole run)": "<= 250 MB",
+    "deadline -> Slack, p50 (10 deadlines)": None,
+}
 
-def test_the_latency_benchmark_smoke_run_prints_its_table() -> None:
+
+def test_the_latency_benchmark_smoke_run_prints_one_table_with_targets_and_verdicts() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH), "--small"],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
         check=True,
     )
-    rows = {
-        match.group(1).strip(): float(match.group(2))
-        for match in re.finditer(r"^(.+?)\s+([\d.]+) (?:ms|s|MB|%)", result.stdout, re.M)
-    }
-    # Every failure and every deadline reached Slack (the counts are in the row names).
-    assert "failure -> Slack, p99 (20 events)" in rows, result.stdout
-    assert "deadline -> Slack, p99 (10 deadlines)" in rows, result.stdout
-    assert 0 < rows["failure -> Slack, p50 (20 events)"] < 2000
-    # A deadline is never posted before it passes.
-    assert rows["deadline -> Slack, p50 (10 deadlines)"] > 0
-    assert 0 < rows["RSS idle (200 batches, 2000 Jobs)"] < 400
-    idle = re.search(
-        r"^idle CPU \(200 batches, 2000 Jobs, 3 s\)\s+([\d.]+) % of a core", result.stdout, re.M
-    )
-    assert idle is not None, result.stdout
-    assert float(idle.group(1)) < 100
+    table = result.stdout.split("-" * 124, 1)
+    assert len(table) == 2, result.stdout
+    lines = [line for line in table[1].splitlines() if line.strip()]
+    for name, target in ROWS.items():
+        line = next((line for line in lines if line.startswith(name)), None)
+        assert line is not None, f"no row {name!r}:\n{result.stdout}"
+        if target is None:
+            assert not re.search(r"(PASS|MISS)$", line), line
+        else:
+            assert target in line, line
+            assert re.search(r"(PASS|MISS)$", line), line
+    saves = next(line for line in lines if line.startswith("state saves within 50 ms"))
+    counted = re.match(r"state saves within 50 ms \((\d+) saves", saves)
+    assert counted is not None, saves
+    assert int(counted.group(1)) > 0  # the daemon saved, and said so on /metrics
+    # Every storm key was delivered, in far fewer posts than alerts (the digest).
+    storm = next(line for line in lines if line.startswith("storm of 30 failures"))
+    posts = re.search(r"\((\d+) posts\)", storm)
+    assert posts is not None, storm
+    assert 1 <= int(posts.group(1)) < 30
