@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from msgspec import Raw
 
 from monitor.core.facts import JobOutcome, JobSeen
@@ -181,19 +182,38 @@ def reduce_document(job: JobDocument) -> JobSeen:
     )
 
 
-def settle_job(previous: JobSeen | None, seen: JobSeen) -> JobSeen:
+class JobEnd(msgspec.Struct, frozen=True, gc=False):
+    """A run's decided outcome: what a reflector keeps of a delivered terminal run (no
+    cycles are possible among these immutable values, hence `gc=False`: no GC header)."""
+
+    outcome: JobOutcome
+    completion_time: datetime | None
+    reason: str | None
+    message: str | None
+    failed_at: datetime | None
+
+
+def settle_job(kept: JobEnd | None, seen: JobSeen) -> tuple[JobSeen, JobEnd | None]:
     """A decided outcome never changes: later copies keep the first outcome and its time
-    (a Job's conditions can gain a contradicting entry; the first decision stands)."""
-    if previous is None or previous.outcome == "running":
-        return seen
-    return replace(
-        seen,
-        outcome=previous.outcome,
-        completion_time=previous.completion_time,
-        reason=previous.reason,
-        message=previous.message,
-        failed_at=previous.failed_at,
-    )
+    (a Job's conditions can gain a contradicting entry; the first decision stands).
+
+    `kept` is what this returned for the copy delivered before (None at first, and while
+    the run was running); returns the copy to deliver and what to keep of it.
+    """
+    if kept is not None:
+        settled = replace(
+            seen,
+            outcome=kept.outcome,
+            completion_time=kept.completion_time,
+            reason=kept.reason,
+            message=kept.message,
+            failed_at=kept.failed_at,
+        )
+        return settled, kept
+    if seen.outcome == "running":
+        return seen, None
+    end = JobEnd(seen.outcome, seen.completion_time, seen.reason, seen.message, seen.failed_at)
+    return seen, end
 
 
 _NO_METADATA = ObjectMetadata()

@@ -6,14 +6,16 @@ group), so batch/v1 Jobs, Argo Workflows and Job pods share one list/watch/relis
 implementation; only the decoding differs. A `Codec` is that difference: typed
 projections of a list page and a watch event (the fast path), reductions of one object
 to an item (a frozen value with uid, namespace and name), from a projection, raw bytes
-or a parsed dict (the slow paths, for an object that does not fit), and how a new copy
-of an item settles against the one delivered before. Every reduction raises
-`MalformedRun` for an object that cannot be an item.
+or a parsed dict (the slow paths, for an object that does not fit), how a new copy of an
+item settles against the one delivered before (from the little the reflector keeps of
+that one: not the item itself, see `Codec.settle`), and the item standing for an object
+known only by its identity (`Codec.bare`, for one missing from a relist). Every
+reduction raises `MalformedRun` for an object that cannot be an item.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -75,8 +77,13 @@ class Event(Protocol[DocumentT]):  # type: ignore[misc]
     def object(self) -> DocumentT: ...
 
 
-def _newest(previous: Any, seen: ItemT) -> ItemT:
-    return seen
+def _newest(kept: Any, seen: ItemT) -> tuple[ItemT, Hashable | None]:
+    return seen, None
+
+
+def bare_job(known: Item) -> JobSeen:
+    """The `JobSeen` standing for a run known only by its uid, namespace and name."""
+    return JobSeen(uid=known.uid, namespace=known.namespace, name=known.name)
 
 
 @dataclass(frozen=True)
@@ -88,9 +95,16 @@ class Codec(Generic[DocumentT, ItemT]):
     reduce_document: Callable[[DocumentT], ItemT]
     reduce_raw: Callable[[bytes | Raw], ItemT]
     reduce_mapping: Callable[[Any], ItemT]
-    #: (delivered before or None, new copy) -> what to deliver: e.g. a Job's decided
-    #: outcome never changes. Default: the new copy.
-    settle: Callable[[ItemT | None, ItemT], ItemT] = _newest
+    #: An object known only by its identity (what the reflector remembers of one it
+    #: delivered) -> an item with that uid, namespace and name, whose other fields mean
+    #: nothing: what a relist reports as vanished.
+    bare: Callable[[Item], ItemT]
+    #: (kept, new copy) -> (what to deliver, what to keep of it): `kept` is what this
+    #: returned for the copy delivered before, None if there was none. The reflector keeps
+    #: only that part of a delivered item (it must be immutable), so it is all a new copy
+    #: can settle against: e.g. a Job's decided outcome never changes. Default: the new
+    #: copy, keeping nothing.
+    settle: Callable[[Any, ItemT], tuple[ItemT, Hashable | None]] = _newest
 
 
 def codec_of(
@@ -98,11 +112,12 @@ def codec_of(
     page: type[Any],
     event: type[Any],
     reduce: Callable[[Any], ItemT],
-    settle: Callable[[ItemT | None, ItemT], ItemT] = _newest,
+    settle: Callable[[Any, ItemT], tuple[ItemT, Hashable | None]] = _newest,
 ) -> Codec[Any, ItemT]:
     """A codec from msgspec structs for one object, a list page of them and a watch event
     carrying one, and the reduction of a projected object: the slow paths (raw bytes, a
-    parsed dict) decode into the same projection and report misfits as `MalformedRun`."""
+    parsed dict) decode into the same projection and report misfits as `MalformedRun`;
+    the bare item is the reduction of an object with nothing but that identity."""
     one = msgspec.json.Decoder(document)
 
     def from_raw(raw: bytes | Raw) -> ItemT:
@@ -117,12 +132,17 @@ def codec_of(
         except msgspec.DecodeError as error:
             raise MalformedRun(str(error)) from error
 
+    def bare(known: Item) -> ItemT:
+        identity = {"uid": known.uid, "namespace": known.namespace, "name": known.name}
+        return from_mapping({"metadata": identity})
+
     return Codec(
         decode_page=msgspec.json.Decoder(page).decode,
         decode_event=msgspec.json.Decoder(event).decode,
         reduce_document=reduce,
         reduce_raw=from_raw,
         reduce_mapping=from_mapping,
+        bare=bare,
         settle=settle,
     )
 
@@ -174,6 +194,7 @@ JOBS: WatchedResource[JobSeen] = WatchedResource(
         reduce_document=reduce_document,
         reduce_raw=reduce_raw,
         reduce_mapping=reduce_job,
+        bare=bare_job,
         settle=settle_job,
     ),
 )

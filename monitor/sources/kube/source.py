@@ -49,7 +49,7 @@ from kubernetes.client import ApiClient
 from monitor.core.facts import KUBERNETES, Fact, JobGone, JobSeen, SourceHealth, Watermark
 from monitor.sources.base import MAX_RETRY_SECONDS, supervised
 from monitor.sources.kube.reflector import Reflector, ReflectorSettings, reader_threads
-from monitor.sources.kube.resources import JOBS, WatchedResource
+from monitor.sources.kube.resources import JOBS, Item, WatchedResource
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +192,8 @@ class KubeRunSource:
         with self.lock:
             self._emit(item)
 
-    def vanished(self, item: JobSeen) -> None:
+    def vanished(self, item: Item) -> None:
+        """Only the identity is read: a run missing from a relist is known by no more."""
         with self.lock:
             self._emit(JobGone(uid=item.uid, namespace=item.namespace, name=item.name))
 
