@@ -54,6 +54,7 @@ from monitor.notify.slack import Notifier
 from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.job_directory import JobDirectory
+from monitor.runtime.memory import release_free_memory
 from monitor.runtime.resume import (
     LeaderState,
     kept_aside_report,
@@ -175,6 +176,8 @@ class Pipeline:
         self._posting = True
         self._save_policy = SavePolicy()
         self._wakeup: datetime | None = None
+        self._trimmed_after = 0  # relists whose freed memory was handed back
+        self._relists_seen_before = -1  # at the previous tick
         self._slack_reachable: bool | None = None
         self._snapshots = SnapshotCache(lambda: self._queue.put(Chore.REFRESH), clock)
         self._thread: threading.Thread | None = None
@@ -407,6 +410,18 @@ class Pipeline:
             self._apply(Tick(self._clock()))
             self._update_metrics()
             self._snapshots.expire()
+            self._trim_after_relists()
+
+    def _trim_after_relists(self) -> None:
+        """After a (re)list of the cluster has been delivered, hand its freed pages back:
+        on the first tick that finds the relist count unchanged since the previous one (a
+        count goes up when a relist begins; a relist of 100,000 Jobs takes seconds)."""
+        relists = self._kube.relists
+        settled = relists == self._relists_seen_before and self._kube.synced
+        if settled and relists != self._trimmed_after:
+            self._trimmed_after = relists
+            release_free_memory()
+        self._relists_seen_before = relists
 
     def _check_slack(self) -> None:
         health = self._notifier.health()
