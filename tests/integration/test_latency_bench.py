@@ -54,3 +54,19 @@ def test_the_latency_benchmark_smoke_run_prints_one_table_with_targets_and_verdi
     posts = re.search(r"\((\d+) posts\)", storm)
     assert posts is not None, storm
     assert 1 <= int(posts.group(1)) < 30
+
+
+def test_the_memory_benchmark_smoke_run_prints_every_part() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH.with_name("memory.py")), "--small"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    parts = {
+        match.group(1): float(match.group(2))
+        for match in re.finditer(r"^(\w[\w ]*?) \(.*?\)\s+([\d.]+)", result.stdout, re.M)
+    }
+    assert set(parts) >= {"libraries", "config", "engine", "Job cache", "outbox"}, result.stdout
+    assert all(megabytes > 0 for megabytes in parts.values()), result.stdout
