@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from monitor.testing.kube_store import ApiError
+from monitor.testing.kube_store import KEEP_ALL, ApiError
 
 Predicate = Callable[[dict[str, Any]], bool]
 
@@ -107,5 +107,5 @@ def field_selector(selector: str | None) -> Predicate:
 def selector_predicate(labels: str | None, fields: str | None) -> Predicate:
     by_label, by_field = label_selector(labels), field_selector(fields)
     if not labels and not fields:
-        return lambda obj: True
+        return KEEP_ALL
     return lambda obj: by_label(obj) and by_field(obj)

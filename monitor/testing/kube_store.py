@@ -139,6 +139,14 @@ class _History:
     floor: int = 0  # watches from a resourceVersion below this answer 410
 
 
+def _keep_all(obj: JsonObject) -> bool:
+    return True
+
+
+#: The predicate of a list with no selector (`KubeStore.snapshot` then skips calling it).
+KEEP_ALL: Callable[[JsonObject], bool] = _keep_all
+
+
 def encode(obj: JsonObject) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -156,6 +164,9 @@ class KubeStore:
         self._max_history = max_history
         self._snapshots: dict[int, tuple[int, list[StoredObject]]] = {}
         self._snapshot_ids = itertools.count(1)
+        #: Each resource's keys in order, kept until a key comes or goes: a list (a progress
+        #: probe asks for one item) must not sort 100,000 objects each time.
+        self._order: dict[str, list[tuple[str, str]]] = {}
 
     # -- reads -------------------------------------------------------------------------
     @property
@@ -176,13 +187,20 @@ class KubeStore:
         """The matching objects in key order, and the resourceVersion they are current at."""
         with self.changed:
             rv = self._rv
-            items = self._objects[resource].items()
+            objects = self._objects[resource]
+            order = self._order.get(resource)
+            if order is None:
+                order = self._order[resource] = sorted(objects)
             if namespace is not None:
-                chosen = [(key, s) for key, s in items if key[0] == namespace]
-            else:
-                chosen = list(items)
-        chosen.sort(key=lambda pair: pair[0])
-        return rv, [s for _, s in chosen if keep(s.obj)]
+                order = order[
+                    bisect.bisect_left(order, (namespace, "")) : bisect.bisect_right(
+                        order, (namespace, "\U0010ffff")
+                    )
+                ]
+            chosen = [objects[key] for key in order]
+        if keep is KEEP_ALL:
+            return rv, chosen
+        return rv, [s for s in chosen if keep(s.obj)]
 
     def remember_snapshot(self, rv: int, items: list[StoredObject]) -> int:
         """Keep a list snapshot for `continue` tokens (a few at a time, like etcd's window)."""
@@ -288,6 +306,7 @@ class KubeStore:
             current = self._objects[rt.resource].pop(key, None)
             if current is None:
                 raise _not_found(rt.resource, name)
+            self._order.pop(rt.resource, None)
             obj = copy.deepcopy(current.obj)
             self._rv += 1
             obj.setdefault("metadata", {})["resourceVersion"] = str(self._rv)
@@ -325,6 +344,8 @@ class KubeStore:
         obj.setdefault("kind", rt.kind)
         obj.setdefault("apiVersion", rt.api_version)
         stored = StoredObject(obj, encode(obj))
+        if key not in self._objects[rt.resource]:
+            self._order.pop(rt.resource, None)
         self._objects[rt.resource][key] = stored
         self._append(rt.resource, HistoryEvent(self._rv, event, stored))
         return stored
