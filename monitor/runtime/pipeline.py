@@ -54,7 +54,7 @@ from monitor.notify.slack import Notifier
 from monitor.notify.storm import StormGate
 from monitor.notify.transport import Delivery, Transport
 from monitor.runtime.job_directory import JobDirectory
-from monitor.runtime.memory import release_free_memory
+from monitor.runtime.memory import freeze_survivors, release_free_memory
 from monitor.runtime.resume import (
     LeaderState,
     kept_aside_report,
@@ -413,12 +413,15 @@ class Pipeline:
             self._trim_after_relists()
 
     def _trim_after_relists(self) -> None:
-        """After a (re)list of the cluster has been delivered, hand its freed pages back:
+        """After a (re)list of the cluster has been delivered, hand its freed pages back
+        (after the first, also freeze what survived it out of the GC's passes):
         on the first tick that finds the relist count unchanged since the previous one (a
         count goes up when a relist begins; a relist of 100,000 Jobs takes seconds)."""
         relists = self._kube.relists
         settled = relists == self._relists_seen_before and self._kube.synced
         if settled and relists != self._trimmed_after:
+            if self._trimmed_after == 0:  # the first list: what survives it is long-lived
+                freeze_survivors()
             self._trimmed_after = relists
             release_free_memory()
         self._relists_seen_before = relists
