@@ -33,9 +33,7 @@ def test_pages_freed_in_the_middle_of_the_heap_go_back_to_the_system() -> None:
     held = rss_mb()
     assert held > before - 20  # free() alone gave (almost) nothing back
     memory.release_free_memory()
-    wait_until(
-        lambda: not any(t.name == "malloc-trim" for t in threading.enumerate()), timeout=10
-    )
+    wait_until(lambda: not any(t.name == "malloc-trim" for t in threading.enumerate()), timeout=10)
     released = held - rss_mb()
     assert released > 40, f"only {released:.0f} MB of ~130 MB freed went back"
     assert len(kept) == 15_000
