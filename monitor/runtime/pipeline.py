@@ -281,6 +281,7 @@ class Pipeline:
         started = time.monotonic()
         if deposed:
             self._posting = False
+            self._writer.abandon()
             self._notifier.stop(timeout=0.5)
         for source in self._sources():
             source.stop(timeout=2.0)

@@ -38,6 +38,7 @@ class StateWriter:
         self._pending: dict[str, str] = {}
         self._writing = False
         self._stopping = False
+        self._abandoned = False
         self._changed = threading.Condition()
         self._failure: tuple[float, str] | None = None
         self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
@@ -48,6 +49,8 @@ class StateWriter:
     def submit(self, sections: dict[str, str]) -> None:
         """Write these encoded sections soon (they replace any still waiting)."""
         with self._changed:
+            if self._abandoned:
+                return
             self._pending.update(sections)
             self._changed.notify_all()
 
@@ -64,6 +67,14 @@ class StateWriter:
             self._changed.notify_all()
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def abandon(self) -> None:
+        """Write nothing more (a deposed leader: the new one owns the state now); a write
+        already under way finishes, and the store's conflict check refuses it if late."""
+        with self._changed:
+            self._pending.clear()
+            self._abandoned = self._stopping = True
+            self._changed.notify_all()
 
     def _run(self) -> None:
         while True:
