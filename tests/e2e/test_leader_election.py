@@ -4,9 +4,13 @@ every alert reaches Slack exactly once."""
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import time
 from typing import Any
 
+from monitor.testing.kube_store import ApiError
 from monitor.testing.stack import LocalStack, MonitorProcess, seconds_ahead
 from monitor.testing.wait import timing_bound, wait_until
 from tests.e2e.helpers import (
@@ -73,6 +77,21 @@ def fail_job(stack: LocalStack, name: str) -> str:
     return uid
 
 
+def recorded(stack: LocalStack, key_part: str) -> bool:
+    """The outbox ConfigMap records the delivery of a key containing `key_part`: until then
+    a SIGKILL may repeat it (the one message in flight, SPEC "Guarantees")."""
+    try:
+        config_map = stack.kube.get("", "configmaps", NAMESPACE, "sla-monitor-state-outbox")
+    except ApiError:
+        return False
+    packed = (config_map.get("binaryData") or {}).get("state.json.gz")
+    if not packed:
+        return False
+    document = json.loads(gzip.decompress(base64.b64decode(packed)))
+    sent = document.get("outbox", {}).get("sent", [])
+    return any(key_part in record.get("key", "") for record in sent)
+
+
 def posted(stack: LocalStack, part: str) -> bool:
     return any(part in key for key in keys(stack.slack))
 
@@ -101,6 +120,7 @@ def test_one_leader_posts_and_a_killed_leader_is_replaced_without_losing_alerts(
     before = fail_job(stack, "train-1")
     wait_until(lambda: posted(stack, before), timeout=5)
     wait_until(lambda: outbox_empty(leader), timeout=5)
+    wait_until(lambda: recorded(stack, before), timeout=5)
 
     leader.kill()
     killed = time.monotonic()
