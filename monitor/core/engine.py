@@ -159,6 +159,8 @@ class Engine:
         self._encoded: dict[str, str] = {}
         self.witnesses = Witnesses()
         self._awaiting_events: list[tuple[datetime, str]] = []  # heap items held back
+        #: Batches judged from a new starting instant since `take_started` was last called.
+        self._started: list[str] = []
         self._reconcile(config, started_at)
 
     # -- input ---------------------------------------------------------------------------
@@ -619,6 +621,18 @@ class Engine:
             self.config_degraded_key = None
         return actions + self._advance()
 
+    def take_started(self) -> list[str]:
+        """The batches judged from a new starting instant (added by a reload or found new
+        at a restart) since the last call.
+
+        Unlike everything else the engine decides, that instant is not re-derived from the
+        sources: a successor that resumed from a state saved before it would start those
+        batches from its own start and skip the deadlines in between. So the caller saves
+        at once when this is not empty.
+        """
+        started, self._started = self._started, []
+        return started
+
     def _reconcile(self, config: ConfigSpec, at: datetime) -> list[Action]:
         """Re-judge every batch from what is known under the new config.
 
@@ -672,6 +686,7 @@ class Engine:
             track = FreshnessTrack.starting(batch.name, batch.freshness, at)
         else:
             track = DeadlineTrack.starting(batch.name, rule, at)
+        self._started.append(batch.name)
         if old is not None:
             track.last_success = old.last_success
         identity_matches = self._index.batches_for
@@ -953,6 +968,7 @@ class Engine:
         engine._encoded = {}
         engine.witnesses = Witnesses()
         engine._awaiting_events = []
+        engine._started = []
         engine.held = {
             saved["k"]: Post(
                 kind=saved["kind"],

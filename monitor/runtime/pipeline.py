@@ -11,9 +11,11 @@ persists them before anything is sent.
 APScheduler wakes the engine exactly at its next decision instant (a UTC `DateTrigger`,
 never a cron trigger: the schedule module already did the DST math) — no per-second
 ticking. The state document (engine + log cursors) is saved at most about once a second
-after a change, and once more on stop: the engine thread encodes what changed and the
-`StateWriter` thread writes it, so no write ever delays a fact. The outbox has its own
-document, written by the notifier before each post.
+after a change, at once when batches begin to be judged (a reload or restart that adds
+them: from when is the one thing the sources cannot tell a successor), and once more on
+stop: the engine thread encodes what changed and the `StateWriter` thread writes it, so no
+write ever delays a fact. The outbox has its own document, written by the notifier before
+each post.
 """
 
 from __future__ import annotations
@@ -243,6 +245,10 @@ class Pipeline:
                 cursor=main.restored.pod_log_cursor,
                 settings=ReflectorSettings(silence_timeout=self._timings.silence_timeout),
             )
+        if self._engine.take_started():
+            # Batches new to the saved state are judged from now: written before anything
+            # runs, so a crash during start-up cannot move that instant (`take_started`).
+            self._document.put_encoded({"engine": self._engine.encoded()})
         self._thread = threading.Thread(target=self._run, name="engine", daemon=True)
         self._thread.start()
         self._notifier.start()
@@ -267,6 +273,7 @@ class Pipeline:
             return engine
         logger.info("no saved engine state: first start, judging deadlines after %s", now)
         engine = Engine(self.config, started_at=now)
+        engine.take_started()  # saved just below
         # Saved at once: a successor (restart or new leader) that found no engine would take
         # its own start as the first and skip every deadline and failure since this one.
         self._document.put("engine", engine.to_json())
@@ -348,6 +355,7 @@ class Pipeline:
         with self._engine_lock:
             actions = self._engine.handle(fact)
             decisions = self._engine.take_decisions()
+            started = self._engine.take_started()
             wakeup = self._engine.next_wakeup()
             lapsed, self._engine.witnesses.lapsed_at = self._engine.witnesses.lapsed_at, None
         if lapsed is not None:
@@ -370,7 +378,9 @@ class Pipeline:
         if actions:
             self._deliver(actions)
         clock_only = not actions and isinstance(fact, (Tick, Watermark))
-        if self._save_policy.changed(clock_only=clock_only):
+        if started:
+            self._save()  # when they are judged from must survive any crash (take_started)
+        elif self._save_policy.changed(clock_only=clock_only):
             delay = self._save_policy.delay.total_seconds()
             self._slots.after("save", delay, lambda: self._queue.put(Chore.SAVE))
         if wakeup != self._wakeup:

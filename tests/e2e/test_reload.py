@@ -4,6 +4,7 @@ one keeps running."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -129,3 +130,36 @@ def test_bad_reload_is_reported_once_and_the_last_good_config_keeps_running(
     assert recovered.thread_ts == degraded.ts
     assert daemon.terminate() == 0
     assert sorted(kinds(stack.slack)) == ["missed_deadline", "monitor_degraded", "recovered"]
+
+
+def saved_tracks(stack: LocalStack) -> set[str]:
+    document = json.loads((stack.workdir / "state.json").read_text())
+    return set(document["engine"]["tracks"])
+
+
+def test_a_batch_added_while_down_is_saved_before_ready_so_a_crash_cannot_skip_its_deadline(
+    stack: LocalStack,
+) -> None:
+    """A restart judges a batch new to its saved state from that start (SPEC); the start is
+    written before anything runs, so a SIGKILL right after cannot move it past a deadline."""
+    config = stack.write_config(document(stack, [freshness_batch("first", "1h")]))
+    daemon = stack.spawn(config)
+    daemon.wait_ready()
+    assert daemon.terminate() == 0
+    assert saved_tracks(stack) == {"first"}
+
+    deadline = seconds_ahead(10)
+    stack.write_config(
+        document(stack, [freshness_batch("first", "1h"), deadline_batch("added", deadline)])
+    )
+    daemon = stack.spawn(config, name="restarted")
+    daemon.wait_ready()
+    assert saved_tracks(stack) == {"first", "added"}  # already: no change has happened yet
+    daemon.kill()
+
+    wait_until(lambda: seconds_ahead(0) > deadline, timeout=until(deadline))
+    daemon = stack.spawn(config, name="after-the-deadline")
+    wait_until(lambda: of_kind(stack.slack, "missed_deadline"), timeout=until(deadline, 20))
+    assert keys(stack.slack) == [f"added@{deadline.isoformat()}"]
+    assert daemon.terminate() == 0
+    assert keys(stack.slack) == [f"added@{deadline.isoformat()}"]

@@ -101,6 +101,37 @@ def test_a_batch_added_by_reload_sees_runs_that_completed_before_it() -> None:
     assert [p.batch for p in posts(actions)] == ["other"]
 
 
+def test_the_batches_a_reload_or_restart_starts_judging_are_reported_once() -> None:
+    engine = started(deadline_batch("other"))
+    assert engine.take_started() == ["other"]  # the first start
+    assert engine.take_started() == []
+    advance(engine, D1 - 2 * H)
+    reload(engine, deadline_batch("other"), deadline_batch("added"), at=D1 - 2 * H)
+    assert engine.take_started() == ["added"]
+    assert engine.take_started() == []
+    # A re-timed batch keeps what it decided: nothing about it depends on when this ran.
+    reload(engine, deadline_batch("other", grace="10m"), deadline_batch("added"), at=D1 - H)
+    assert engine.take_started() == []
+    restored = restart(engine, deadline_batch("other"), deadline_batch("new"), at=D1 - H)
+    assert restored.take_started() == ["new"]
+
+
+def test_only_a_state_saved_after_a_reload_keeps_the_added_batch_from_missing_a_deadline() -> None:
+    """Why a reload that adds a batch is saved at once: a successor resuming from a state
+    saved before it finds the batch new, and judges it only from its own start."""
+    engine = started(deadline_batch("other"))
+    advance(engine, D1 - 2 * H)
+    before = json.loads(json.dumps(engine.to_json()))
+    reload(engine, deadline_batch("other"), deadline_batch("added"), at=D1 - 2 * H)
+    after = json.loads(json.dumps(engine.to_json()))
+    batches = make_config(deadline_batch("other"), deadline_batch("added"))
+    back_up = D1 + 2 * H  # down over the 09:00 deadline of both batches
+    from_after = advance(Engine.restore(batches, after, now=back_up), back_up)
+    from_before = advance(Engine.restore(batches, before, now=back_up), back_up)
+    assert sorted(p.batch for p in posts(from_after)) == ["added", "other"]
+    assert [p.batch for p in posts(from_before)] == ["other"]
+
+
 def test_a_batch_added_after_its_deadline_but_within_grace_judges_that_deadline() -> None:
     engine = started(deadline_batch("other"))
     reload(engine, deadline_batch("other"), deadline_batch("added", grace="10m"), at=D1 + 2 * M)
