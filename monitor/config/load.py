@@ -60,8 +60,21 @@ def config_json_schema() -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read, merge and validate a config file or directory; ConfigError lists all problems."""
-    documents = [_read(label, file) for label, file in _config_files(path)]
+    """Read, merge and validate a config file or directory; ConfigError lists all problems.
+
+    Positions are needed only to report problems, and for 10,000 batches they are most of
+    what loading allocates (tens of MB a reload would leave behind as fragmented heap). So
+    the files are read first without them; only a config with problems is read again, with
+    them, to place every problem at its FILE:LINE:COL.
+    """
+    try:
+        return _load(path, located=False)
+    except ConfigError:
+        return _load(path, located=True)
+
+
+def _load(path: str | Path, *, located: bool) -> Config:
+    documents = [_read(label, file, located) for label, file in _config_files(path)]
     merged = _merge(documents)
     problems = merged.problems + _duplicate_batch_names(merged)
     config: Config | None = None
@@ -101,7 +114,7 @@ def _config_files(path: str | Path) -> list[tuple[str, Path]]:
     return [(os.path.join(label, file.name), file) for file in files]
 
 
-def _read(label: str, file: Path) -> YamlDocument:
+def _read(label: str, file: Path, located: bool) -> YamlDocument:
     try:
         with file.open("rb") as stream:
             raw = stream.read(MAX_FILE_BYTES + 1)  # a device or a huge file: never all of it
@@ -120,7 +133,7 @@ def _read(label: str, file: Path) -> YamlDocument:
         column = len(before[line_start:].decode("utf-8", "replace")) + 1
         at = Position(label, before.count(b"\n") + 1, column)
         return _unreadable(label, at, "not UTF-8 text")
-    return read_yaml(label, text)
+    return read_yaml(label, text, located=located)
 
 
 def _unreadable(label: str, at: Position, message: str) -> YamlDocument:
@@ -154,7 +167,8 @@ def _merge(documents: list[YamlDocument]) -> _Merged:
             continue
         if merged.data is None:
             merged.data = {}
-            merged.positions[()] = document.positions[()]
+            if () in document.positions:
+                merged.positions[()] = document.positions[()]
         for key, value in document.data.items():
             shift: int | None = None
             current = merged.data.get(key)
@@ -209,16 +223,15 @@ def _duplicate_batch_names(merged: _Merged) -> list[Problem]:
     batches = (merged.data or {}).get(_MERGED_LIST)
     if not isinstance(batches, list):
         return []
-    first_of: dict[str, Position] = {}
+    first_of: dict[str, int] = {}
     problems: list[Problem] = []
     for index, batch in enumerate(batches):
         name = batch.get("name") if isinstance(batch, dict) else None
         if not isinstance(name, str):
             continue
-        located, _ = merged.locate((_MERGED_LIST, index, "name"))
-        at = located.value if located is not None else Position("?", 1, 1)
-        first = first_of.setdefault(name, at)
-        if first != at:
+        if first_of.setdefault(name, index) != index:
+            first = _position_of(merged, (_MERGED_LIST, first_of[name], "name"), pick="value")
+            at = _position_of(merged, (_MERGED_LIST, index, "name"), pick="value")
             problems.append(Problem(first, f"batch name {name!r} is used again at {at}"))
             problems.append(Problem(at, f"duplicate batch name {name!r} (first at {first})"))
     return problems

@@ -151,8 +151,11 @@ class _Builder:
     deep.
     """
 
-    def __init__(self, document: YamlDocument, loader: yaml.SafeLoader, max_nodes: int) -> None:
+    def __init__(
+        self, document: YamlDocument, loader: yaml.SafeLoader, max_nodes: int, located: bool
+    ) -> None:
         self._document = document
+        self._located = located
         self._max_nodes = max_nodes
         self._loader = loader
         self._active: set[int] = set()  # the nodes being built: the current nesting chain
@@ -192,9 +195,10 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: DataPath, key: Position | None) -> tuple[bool, Any]:
         """(usable, value) of a node; unusable values have been reported."""
-        file = self._document.file
-        empty = isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG and node.value == ""
-        self._document.positions[path] = Located(_position(file, node.start_mark), key, empty)
+        if self._located:
+            file = self._document.file
+            empty = isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG and node.value == ""
+            self._document.positions[path] = Located(_position(file, node.start_mark), key, empty)
         if not self._counted(node, path):
             return False, None
         if isinstance(node, yaml.ScalarNode):
@@ -317,7 +321,7 @@ class _Builder:
                 )
                 continue
             seen[key] = key_node
-            key_at = _position(self._document.file, key_node.start_mark)
+            key_at = _position(self._document.file, key_node.start_mark) if self._located else None
             usable, value = self.build(value_node, (*path, key), key_at)
             if usable:
                 result[key] = value
@@ -362,17 +366,22 @@ _FAST_LOADER: type[yaml.SafeLoader] = _memoised_resolver(
 )
 
 
-def read_yaml(file: str, text: str) -> YamlDocument:
-    """Parse one YAML document whose top level must be a mapping of settings."""
+def read_yaml(file: str, text: str, *, located: bool = True) -> YamlDocument:
+    """Parse one YAML document whose top level must be a mapping of settings.
+
+    `located=False` records no positions (a tenth of the memory for a large config, which
+    is all a good config needs); its problems are found, but placed and worded only roughly:
+    read it again with positions to report them.
+    """
     if getattr(yaml, "CSafeLoader", None) is not None:
-        document = _read_yaml(file, text, _FAST_LOADER)
-        if not document.problems or document.too_deep:
+        document = _read_yaml(file, text, _FAST_LOADER, located)
+        if not document.problems or document.too_deep or not located:
             return document
         # PyYAML's own scanner is quadratic in nesting depth: do not hand it a deep document.
         deep = _too_deep(file, text) if document.data is None else None
         if deep is not None:
             return YamlDocument(file, problems=[Problem(deep, _TOO_DEEP)], too_deep=True)
-    return _read_yaml(file, text, yaml.SafeLoader)
+    return _read_yaml(file, text, yaml.SafeLoader, located)
 
 
 @contextmanager
@@ -392,12 +401,16 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_yaml(file: str, text: str, loader_type: type[yaml.SafeLoader]) -> YamlDocument:
+def _read_yaml(
+    file: str, text: str, loader_type: type[yaml.SafeLoader], located: bool
+) -> YamlDocument:
     with _collector_paused():
-        return _compose(file, text, loader_type)
+        return _compose(file, text, loader_type, located)
 
 
-def _compose(file: str, text: str, loader_type: type[yaml.SafeLoader]) -> YamlDocument:
+def _compose(
+    file: str, text: str, loader_type: type[yaml.SafeLoader], located: bool
+) -> YamlDocument:
     document = YamlDocument(file)
     loader: yaml.SafeLoader | None = None
     try:
@@ -418,7 +431,7 @@ def _compose(file: str, text: str, loader_type: type[yaml.SafeLoader]) -> YamlDo
             )
             return document
         limit = max(_MAX_NODES, len(text))
-        _, document.data = _Builder(document, loader, limit).build(root, (), None)
+        _, document.data = _Builder(document, loader, limit, located).build(root, (), None)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = _position(file, mark) if mark is not None else Position(file, 1, 1)
