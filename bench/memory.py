@@ -4,9 +4,11 @@ Each part is built on the real code path and measured with tracemalloc (Python o
 the part keeps once built, garbage collected); the libraries as the RSS an interpreter
 reaches by importing what `sla-monitor run` imports. Parts:
 
-- libraries: the process after its imports (kubernetes' client alone is ~45 MB of models);
+- libraries: the process after its imports (the kubernetes package alone, with the auth and
+  HTTP libraries its config loaders import, is ~40 MB; its API models load only when used);
 - config: `load_config` of N batches, as kept by the daemon;
-- engine: `Engine(config)` after a day of 100,000 completions (tracks, recent runs);
+- engine: `Engine(config)` after a day of 100,000 completions of labelled Jobs (tracks, recent
+  runs, the recent successes a reload-added batch may match);
 - Job cache: a Jobs reflector after listing 100,000 typical Jobs (its per-Job memo);
 - outbox: the Slack outbox after 1,000 alerts delivered (its sent log is bounded);
 - and the engine's saved state: its JSON, and gzipped as the ConfigMap store keeps it.
@@ -18,6 +20,7 @@ reaches by importing what `sla-monitor run` imports. Parts:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import gzip
 import json
@@ -42,11 +45,11 @@ from kubernetes.client import ApiClient
 
 from monitor.config.load import load_config
 from monitor.core.engine import Engine
-from monitor.core.facts import KUBERNETES, Post, Tick, Watermark
+from monitor.core.facts import KUBERNETES, JobSeen, Post, Tick, Watermark
 from monitor.notify.outbox import Outbox
 from monitor.sources.kube.reflector import Reflector, ReflectorSettings
 from monitor.sources.kube.resources import JOBS
-from monitor.testing.kube_workloads import job_object
+from monitor.testing.kube_workloads import CONTROLLER_UID_LABEL, JOB_NAME_LABEL, job_object
 
 T = TypeVar("T")
 IMPORTS = "import monitor.cli, monitor.runtime.daemon, monitor.runtime.pipeline"
@@ -54,14 +57,22 @@ IMPORTS = "import monitor.cli, monitor.runtime.daemon, monitor.runtime.pipeline"
 
 def kept(build: Callable[[], T]) -> tuple[T, int]:
     """What `build` returns and the bytes of Python objects it keeps alive."""
+    built, kept_bytes, _ = footprint(build)
+    return built, kept_bytes
+
+
+def footprint(build: Callable[[], T]) -> tuple[T, int, int]:
+    """What `build` returns, the bytes it keeps alive, and the most it held at once."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
     built = build()
+    peak = tracemalloc.get_traced_memory()[1] - before
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
-    return built, after - before
+    return built, after - before, peak
 
 
 def libraries_mb() -> float:
@@ -126,6 +137,23 @@ def job_cache(pages: list[bytes]) -> Reflector[Any]:
     return reflector
 
 
+def labelled(job: JobSeen) -> JobSeen:
+    """The run with the labels a CronJob's Job carries (its own uid and name, twice), each
+    its own string, as a JSON decoder makes them."""
+
+    def decoded(text: str) -> str:
+        return text.encode().decode()
+
+    labels = {
+        decoded(CONTROLLER_UID_LABEL): decoded(job.uid),
+        decoded(JOB_NAME_LABEL): decoded(job.name),
+        decoded("controller-uid"): decoded(job.uid),
+        decoded("job-name"): decoded(job.name),
+        decoded("app"): decoded("etl"),
+    }
+    return dataclasses.replace(job, labels=labels)
+
+
 def outbox(alerts: int) -> Outbox:
     box = Outbox()
     at = datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -152,15 +180,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as workdir:
         path = Path(workdir) / "sla.yaml"
         path.write_text(yaml.safe_dump(config_document(batches), sort_keys=False))
-        config, config_bytes = kept(lambda: load_config(str(path)))
+        config, config_bytes, load_peak = footprint(lambda: load_config(str(path)))
 
     day = START + timedelta(days=1)
-    seen = completions(batches, jobs, day)
 
     def engine() -> Engine:
         built = Engine(config, started_at=START)
-        for job in seen:
-            built.handle(job)
+        # The runs are made here, as a source would decode them, so what the engine keeps
+        # of them is counted (and what it lets go is not).
+        for job in completions(batches, jobs, day):
+            built.handle(labelled(job))
         built.handle(Tick(day))
         built.handle(Watermark(KUBERNETES, day))
         built.prune()
@@ -170,7 +199,6 @@ def main() -> None:
     state = built.encoded().encode()
     packed = len(gzip.compress(state, 6))
     del built
-    seen.clear()
     pages = list_pages(jobs)
     _, cache_bytes = kept(lambda: job_cache(pages))
     pages.clear()
@@ -210,6 +238,11 @@ def main() -> None:
     for name, mb, unit in rows:
         print(f"{name:<52} {mb:>8.1f}  {unit}")
     print(f"{'sum (the daemon adds allocator slack and buffers)':<52} {total:>8.1f}")
+    print()
+    print(
+        f"{f'config load, transient peak ({batches:,} batches)':<52} {load_peak / 1e6:>8.1f}"
+        "  at start-up and at each reload"
+    )
     print()
     for name, mb, unit in state_rows:
         print(f"{name:<52} {mb:>8.2f}  {unit}")

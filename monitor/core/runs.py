@@ -13,8 +13,11 @@ the latest one recorded, so a relist after a restart never counts a run twice.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -23,6 +26,7 @@ from monitor.core.schedule import epoch
 
 SHOWN_RUNS = 20
 KEPT_DURATIONS = 20
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
 class Run(NamedTuple):
@@ -80,7 +84,7 @@ class RunHistory:
     def seen(self, job: JobSeen) -> bool:
         """Record the latest state of one of the batch's Jobs; True if what is saved (the
         durations) changed."""
-        self._jobs[job.uid] = job
+        self._jobs[job.uid] = job if job.outcome == "running" else _settled(job)
         if len(self._jobs) > 2 * SHOWN_RUNS:  # trimmed now and then: amortised O(1)
             newest = sorted(self._jobs.values(), key=_job_order, reverse=True)[:SHOWN_RUNS]
             self._jobs = {kept.uid: kept for kept in newest}
@@ -154,6 +158,15 @@ class RunHistory:
         durations = [int(d) for d in data.get("r") or () if int(d) >= 0][-KEPT_DURATIONS:]
         through = data.get("u", last_success)
         return cls(durations, int(through or 0)) if durations else cls()
+
+
+def _settled(job: JobSeen) -> JobSeen:
+    """An ended run as the history keeps it: without its labels and message, which nothing
+    asks of an ended run and which are most of its size (a Job's labels name its own uid
+    twice). A running run keeps them: an end read from its Event takes them over."""
+    if not job.labels and job.message is None:
+        return job
+    return dataclasses.replace(job, labels=_NO_LABELS, message=None)
 
 
 def _job_order(job: JobSeen) -> tuple[float, str]:

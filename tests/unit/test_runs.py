@@ -196,3 +196,22 @@ def test_a_missed_deadline_with_no_run_or_a_failed_one_says_so() -> None:
     [alert] = [a for a in advance(eng2, T0 + 10 * H) if a.kind == "missed_deadline"]
     assert alert.details["latest_run"]["outcome"] == "failed"
     assert alert.details["latest_run"]["reason"] == "DeadlineExceeded"
+
+
+def test_an_ended_run_is_kept_without_its_labels_and_message_a_running_one_with_them() -> None:
+    labels = {"controller-uid": "u-1", "job-name": "daily-u-1", "team": "ml"}
+    history = RunHistory()
+    history.seen(dataclasses.replace(run("u-1", 1, None), labels=labels))
+    running = history.state_of("u-1")
+    assert running is not None and dict(running.labels) == labels  # an Event may end it
+    ended = dataclasses.replace(
+        run("u-1", 1, 30, "failed"), labels=labels, message="Job has reached the backoff limit"
+    )
+    history.seen(ended)
+    kept = history.state_of("u-1")
+    assert kept is not None
+    assert (dict(kept.labels), kept.message) == ({}, None)
+    assert (kept.outcome, kept.reason, kept.failed_at) == ("failed", ended.reason, ended.failed_at)
+    [shown] = history.recent()
+    assert (shown.name, shown.outcome, shown.reason) == ("daily-u-1", "failed", ended.reason)
+    assert shown.duration_seconds == 30 * 60
