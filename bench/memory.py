@@ -192,6 +192,7 @@ def main() -> None:
             built.handle(labelled(job))
         built.handle(Tick(day))
         built.handle(Watermark(KUBERNETES, day))
+        built.take_decisions()  # the pipeline takes them after every fact
         built.prune()
         return built
 
