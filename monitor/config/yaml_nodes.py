@@ -369,9 +369,9 @@ _FAST_LOADER: type[yaml.SafeLoader] = _memoised_resolver(
 def read_yaml(file: str, text: str, *, located: bool = True) -> YamlDocument:
     """Parse one YAML document whose top level must be a mapping of settings.
 
-    `located=False` records no positions (a tenth of the memory for a large config, which
-    is all a good config needs); its problems are found, but placed and worded only roughly:
-    read it again with positions to report them.
+    `located=False` records no positions (a third less memory at the peak of a large
+    config's load, and all a good config needs); its problems are found, but placed and
+    worded only roughly: read it again with positions to report them.
     """
     if getattr(yaml, "CSafeLoader", None) is not None:
         document = _read_yaml(file, text, _FAST_LOADER, located)
