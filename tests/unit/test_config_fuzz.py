@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import cli
+from monitor.config.load import ConfigError, _load
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = (REPO / "config" / "sla.yaml").read_bytes()
@@ -53,12 +54,23 @@ def check_config(path: Path) -> tuple[int, str, str, float]:
     return code, out.getvalue(), err.getvalue(), time.process_time() - started
 
 
+def accepted(path: Path, *, located: bool) -> bool:
+    try:
+        _load(path, located=located)
+    except ConfigError:
+        return False
+    return True
+
+
 def assert_judged(path: Path) -> None:
     """The property, for one file or directory."""
     code, out, err, spent = check_config(path)
     assert code in (0, 1), (code, out, err)
     assert spent < PER_CASE, f"{spent:.2f} s of CPU"
     assert "Traceback" not in out + err
+    # A good config is read once, without positions; only a refused one is read again
+    # with them. Both readings must refuse exactly the same inputs.
+    assert accepted(path, located=False) is accepted(path, located=True) is (code == 0)
     if code == 0:
         assert err == "", err
         assert re.fullmatch(rf"{re.escape(str(path))}: OK \(\d+ batches\)\n", out), out
