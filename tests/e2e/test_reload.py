@@ -148,7 +148,7 @@ def test_a_batch_added_while_down_is_saved_before_ready_so_a_crash_cannot_skip_i
     assert daemon.terminate() == 0
     assert saved_tracks(stack) == {"first"}
 
-    deadline = seconds_ahead(10)
+    deadline = seconds_ahead(20)  # the restarted daemon must start (and be killed) before it
     stack.write_config(
         document(stack, [freshness_batch("first", "1h"), deadline_batch("added", deadline)])
     )
