@@ -47,6 +47,7 @@ from monitor.config.load import load_config
 from monitor.core.engine import Engine
 from monitor.core.facts import KUBERNETES, JobSeen, Post, Tick, Watermark
 from monitor.notify.outbox import Outbox
+from monitor.sources.kube.reduce import shared_labels
 from monitor.sources.kube.reflector import Reflector, ReflectorSettings
 from monitor.sources.kube.resources import JOBS
 from monitor.testing.kube_workloads import CONTROLLER_UID_LABEL, JOB_NAME_LABEL, job_object
@@ -138,8 +139,9 @@ def job_cache(pages: list[bytes]) -> Reflector[Any]:
 
 
 def labelled(job: JobSeen) -> JobSeen:
-    """The run with the labels a CronJob's Job carries (its own uid and name, twice), each
-    its own string, as a JSON decoder makes them."""
+    """The run as the Job reducer makes it from JSON: with the labels a CronJob's Job carries
+    (its own uid and name, twice), each decoded as a string of its own and then shared as
+    `shared_labels` shares them, and its namespace and owner interned."""
 
     def decoded(text: str) -> str:
         return text.encode().decode()
@@ -151,7 +153,12 @@ def labelled(job: JobSeen) -> JobSeen:
         decoded("job-name"): decoded(job.name),
         decoded("app"): decoded("etl"),
     }
-    return dataclasses.replace(job, labels=labels)
+    return dataclasses.replace(
+        job,
+        labels=shared_labels(labels, job.uid, job.name),
+        namespace=sys.intern(job.namespace),
+        cronjob=sys.intern(job.cronjob) if job.cronjob is not None else None,
+    )
 
 
 def outbox(alerts: int) -> Outbox:

@@ -13,11 +13,8 @@ the latest one recorded, so a relist after a restart never counts a run twice.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -26,13 +23,14 @@ from monitor.core.schedule import epoch
 
 SHOWN_RUNS = 20
 KEPT_DURATIONS = 20
-_NO_LABELS: Mapping[str, str] = MappingProxyType({})
 
 
 class Run(NamedTuple):
-    """One run (Job or Workflow) of a batch; `finished` is its completion or failure time.
+    """One run (Job or Workflow) of a batch; `finished` is its completion or failure time
+    (a failure without its own time is placed at the run's start, as the engine places it).
 
-    A tuple: a relist after a restart makes one per listed Job, and tuples build fastest.
+    A tuple: a relist after a restart makes one per listed Job, and tuples build fastest;
+    an ended run is kept as one (it shares the strings and times of the `JobSeen`).
     """
 
     uid: str
@@ -67,27 +65,28 @@ class Run(NamedTuple):
 class RunHistory:
     """The recent runs of one batch and the durations of its recent successes."""
 
-    __slots__ = ("_jobs", "durations", "durations_through")
+    __slots__ = ("_ended", "_running", "durations", "durations_through")
 
     def __init__(self, durations: list[int] | None = None, through: int = 0) -> None:
-        # The latest state of each recent Job, as seen: turned into `Run`s only when asked
-        # (a relist after a restart delivers every listed Job, and most are never shown).
-        self._jobs: dict[str, JobSeen] = {}
+        # A running run is kept as last seen: an end read from its Event takes over its
+        # start and labels. An ended run is kept as the `Run` it shows, which holds only
+        # what is asked of it (a fifth of a `JobSeen` with its labels; 100,000 runs a day).
+        self._running: dict[str, JobSeen] = {}
+        self._ended: dict[str, Run] = {}
         self.durations: list[int] = durations or []
         self.durations_through = through  # epoch second of the latest success counted
-
-    @property
-    def _runs(self) -> dict[str, Run]:
-        runs = (Run.of(job) for job in self._jobs.values())
-        return {run.uid: run for run in runs}
 
     def seen(self, job: JobSeen) -> bool:
         """Record the latest state of one of the batch's Jobs; True if what is saved (the
         durations) changed."""
-        self._jobs[job.uid] = job if job.outcome == "running" else _settled(job)
-        if len(self._jobs) > 2 * SHOWN_RUNS:  # trimmed now and then: amortised O(1)
-            newest = sorted(self._jobs.values(), key=_job_order, reverse=True)[:SHOWN_RUNS]
-            self._jobs = {kept.uid: kept for kept in newest}
+        if job.outcome == "running":
+            self._ended.pop(job.uid, None)
+            self._running[job.uid] = job
+        else:
+            self._running.pop(job.uid, None)
+            self._ended[job.uid] = Run.of(job)
+        if len(self._running) + len(self._ended) > 2 * SHOWN_RUNS:  # amortised O(1)
+            self._trim()
         end_time = job.completion_time
         if job.outcome != "succeeded" or end_time is None:
             return False
@@ -102,37 +101,48 @@ class RunHistory:
         self.durations = [*self.durations, duration][-KEPT_DURATIONS:]
         return True
 
+    def _trim(self) -> None:
+        """Keep the newest `SHOWN_RUNS` runs, running or ended."""
+        order = [(_job_order(job), uid) for uid, job in self._running.items()]
+        order += [(_sort_key(run), uid) for uid, run in self._ended.items()]
+        kept = {uid for _, uid in sorted(order, reverse=True)[:SHOWN_RUNS]}
+        self._running = {uid: job for uid, job in self._running.items() if uid in kept}
+        self._ended = {uid: run for uid, run in self._ended.items() if uid in kept}
+
     def running(self) -> list[JobSeen]:
         """The batch's runs still running, as last seen."""
-        return [job for job in self._jobs.values() if job.outcome == "running"]
+        return list(self._running.values())
 
-    def state_of(self, uid: str) -> JobSeen | None:
-        """The latest state of one recent run (None: not among the recent runs)."""
-        return self._jobs.get(uid)
+    def running_state(self, uid: str) -> JobSeen | None:
+        """The latest state of one recent run that still runs (None: ended, or unknown)."""
+        return self._running.get(uid)
+
+    def ended_run(self, uid: str) -> Run | None:
+        """One recent run that ended (None: still running, or not among the recent runs)."""
+        return self._ended.get(uid)
 
     def vanished(self, uid: str) -> bool:
         """A run deleted while it was still running ends without an outcome: forgotten, so
         nothing waits on it (True if it was a running run here)."""
-        job = self._jobs.get(uid)
-        if job is None or job.outcome != "running":
-            return False
-        del self._jobs[uid]
-        return True
+        return self._running.pop(uid, None) is not None
+
+    def _runs(self) -> list[Run]:
+        return [*map(Run.of, self._running.values()), *self._ended.values()]
 
     def recent(self) -> list[Run]:
         """Newest first, at most `SHOWN_RUNS`."""
-        return sorted(self._runs.values(), key=_sort_key, reverse=True)[:SHOWN_RUNS]
+        return sorted(self._runs(), key=_sort_key, reverse=True)[:SHOWN_RUNS]
 
     def latest(self, at: datetime | None = None) -> Run | None:
         """The newest run (started at or before `at`, when given)."""
         limit = at.timestamp() if at is not None else float("inf")
-        newest: JobSeen | None = None
+        newest: Run | None = None
         best = (float("-inf"), "")
-        for job in self._jobs.values():
-            order = _job_order(job)
+        for run in self._runs():
+            order = _sort_key(run)
             if order[0] <= limit and order > best:
-                newest, best = job, order
-        return Run.of(newest) if newest is not None else None
+                newest, best = run, order
+        return newest
 
     def duration_quantile(self, q: float, at_least: int = 1) -> int | None:
         """The `q` quantile (nearest rank) of the recent successful durations, in seconds;
@@ -158,15 +168,6 @@ class RunHistory:
         durations = [int(d) for d in data.get("r") or () if int(d) >= 0][-KEPT_DURATIONS:]
         through = data.get("u", last_success)
         return cls(durations, int(through or 0)) if durations else cls()
-
-
-def _settled(job: JobSeen) -> JobSeen:
-    """An ended run as the history keeps it: without its labels and message, which nothing
-    asks of an ended run and which are most of its size (a Job's labels name its own uid
-    twice). A running run keeps them: an end read from its Event takes them over."""
-    if not job.labels and job.message is None:
-        return job
-    return dataclasses.replace(job, labels=_NO_LABELS, message=None)
 
 
 def _job_order(job: JobSeen) -> tuple[float, str]:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.core.facts import Action, JobSeen, Post, Resolve
 from monitor.core.kinds import AtRiskDetails, OverrunDetails, RecoveredDetails
-from monitor.core.runs import RunHistory
+from monitor.core.runs import Run, RunHistory
 from monitor.core.schedule import NEVER, iso
 from monitor.core.spec import BatchSpec
 from monitor.core.tracks.deadline import DeadlineTrack
@@ -126,30 +126,29 @@ def _overruns(
         )
 
 
-def _ended(key: str, runs: RunHistory) -> JobSeen | bool | None:
-    """The ended state of the overrun run `key` names; True when it vanished (deleted while
+def _ended(key: str, runs: RunHistory) -> Run | bool | None:
+    """The ended run the overrun `key` names; True when it vanished (deleted while
     running, or no longer among the recent runs); None while it still runs."""
     uid = key.rpartition("@")[2]
-    state = runs.state_of(uid)
-    if state is None:
-        return True
-    return state if state.outcome != "running" else None
+    ended = runs.ended_run(uid)
+    if ended is not None:
+        return ended
+    return None if runs.running_state(uid) is not None else True
 
 
 def _overrun_over(
-    batch: BatchSpec, key: str, ended: JobSeen | bool, horizon: datetime, zone: ZoneInfo
+    batch: BatchSpec, key: str, ended: Run | bool, horizon: datetime, zone: ZoneInfo
 ) -> Resolve:
     details: RecoveredDetails = {"timezone": zone.key}
     at = horizon
-    if isinstance(ended, JobSeen):
-        finished = ended.completion_time or ended.failed_at
+    if isinstance(ended, Run):
+        finished = ended.finished
         details["outcome"] = ended.outcome
         if finished is not None:
             at = finished
             details["ended_at"] = iso(finished)
-            started = ended.start_time or ended.created_at
-            if started is not None:
-                details["duration_seconds"] = max(0, int((finished - started).total_seconds()))
+            if ended.duration_seconds is not None:
+                details["duration_seconds"] = ended.duration_seconds
     else:
         details["outcome"] = "gone"  # deleted while running, or no longer listed
     return Resolve(key=key, kind="overrun", batch=batch.name, at=at, details=details)

