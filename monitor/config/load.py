@@ -62,10 +62,11 @@ def config_json_schema() -> dict[str, Any]:
 def load_config(path: str | Path) -> Config:
     """Read, merge and validate a config file or directory; ConfigError lists all problems.
 
-    Positions are needed only to report problems, and for 10,000 batches they are most of
-    what loading allocates (tens of MB a reload would leave behind as fragmented heap). So
-    the files are read first without them; only a config with problems is read again, with
-    them, to place every problem at its FILE:LINE:COL.
+    Positions are needed only to report problems, and recording them needs the whole
+    document composed at once: for 10,000 batches, tens of MB that a reload would leave
+    behind as fragmented heap. So the files are read first without them, one batch at a
+    time; only a config with problems is read again, with them, to place every problem at
+    its FILE:LINE:COL.
     """
     try:
         return _load(path, located=False)

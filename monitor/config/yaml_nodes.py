@@ -17,6 +17,8 @@ from typing import Any, NamedTuple, Protocol
 
 import yaml
 
+from monitor.config.yaml_pieces import PIECES_KEY, compose_in_pieces
+
 #: A place in the data: mapping keys and list indexes, like pydantic's error `loc`.
 DataPath = tuple[str | int, ...]
 
@@ -163,6 +165,17 @@ class _Builder:
         self._too_large = False
         #: The outermost `<<` being expanded: where a merge-key bomb is reported.
         self._merging: yaml.Mark | None = None
+
+    def build_within(
+        self, node: yaml.Node, path: DataPath, parents: tuple[yaml.Node, ...]
+    ) -> tuple[bool, Any]:
+        """`build`, for a node composed on its own but sitting in `parents` (their
+        nesting counts against `MAX_DEPTH`, as if it had been reached through them)."""
+        self._active.update(map(id, parents))
+        try:
+            return self.build(node, path, None)
+        finally:
+            self._active.difference_update(map(id, parents))
 
     def _problem(self, mark: yaml.Mark, message: str, dropped: DataPath | None) -> None:
         """Record a problem; `dropped` is the path whose value is left out because of it."""
@@ -369,9 +382,10 @@ _FAST_LOADER: type[yaml.SafeLoader] = _memoised_resolver(
 def read_yaml(file: str, text: str, *, located: bool = True) -> YamlDocument:
     """Parse one YAML document whose top level must be a mapping of settings.
 
-    `located=False` records no positions (a third less memory at the peak of a large
-    config's load, and all a good config needs); its problems are found, but placed and
-    worded only roughly: read it again with positions to report them.
+    `located=False` records no positions and composes the `batches` list one item at a
+    time (`yaml_pieces`): for 10,000 batches the peak is 12 MB instead of 52, and the data
+    is the same. Its problems are found, but placed and worded only roughly: read it again
+    with positions to report them.
     """
     if getattr(yaml, "CSafeLoader", None) is not None:
         document = _read_yaml(file, text, _FAST_LOADER, located)
@@ -415,6 +429,13 @@ def _compose(
     loader: yaml.SafeLoader | None = None
     try:
         loader = loader_type(text)  # PyYAML's reader refuses control characters right here
+        builder = _Builder(document, loader, max(_MAX_NODES, len(text)), located)
+        if not located:
+            if _built_in_pieces(document, loader, builder):
+                return document
+            loader.dispose()  # not of the usual shape: composed whole below
+            loader = loader_type(text)
+            builder = _Builder(document, loader, max(_MAX_NODES, len(text)), located)
         root = loader.get_single_node()
         if root is None:
             document.problems.append(
@@ -430,8 +451,7 @@ def _compose(
                 )
             )
             return document
-        limit = max(_MAX_NODES, len(text))
-        _, document.data = _Builder(document, loader, limit, located).build(root, (), None)
+        _, document.data = builder.build(root, (), None)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         position = _position(file, mark) if mark is not None else Position(file, 1, 1)
@@ -455,6 +475,23 @@ def _compose(
         if loader is not None:
             loader.dispose()
     return document
+
+
+def _built_in_pieces(document: YamlDocument, loader: yaml.SafeLoader, builder: _Builder) -> bool:
+    """Build the document with its `batches` composed one item at a time (a fraction of the
+    memory: see `yaml_pieces`); False, having built nothing, if it is not of that shape."""
+    items: list[Any] = []
+
+    def built(node: yaml.Node, index: int, parents: tuple[yaml.Node, ...]) -> None:
+        items.append(builder.build_within(node, (PIECES_KEY, index), parents)[1])
+
+    root = compose_in_pieces(loader, built)
+    if root is None:
+        return False
+    _, document.data = builder.build(root, (), None)  # its `batches` node is left empty
+    if isinstance(document.data, dict) and document.data.get(PIECES_KEY) == []:
+        document.data[PIECES_KEY] = items
+    return True
 
 
 def _offset_position(file: str, text: str, offset: int) -> Position:

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from monitor import cli
 from monitor.config.load import ConfigError, _load
+from monitor.config.model import Config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = (REPO / "config" / "sla.yaml").read_bytes()
@@ -54,12 +55,12 @@ def check_config(path: Path) -> tuple[int, str, str, float]:
     return code, out.getvalue(), err.getvalue(), time.process_time() - started
 
 
-def accepted(path: Path, *, located: bool) -> bool:
+def loaded(path: Path, *, located: bool) -> Config | None:
+    """The config one reading makes of `path` (None: refused)."""
     try:
-        _load(path, located=located)
+        return _load(path, located=located)
     except ConfigError:
-        return False
-    return True
+        return None
 
 
 def assert_judged(path: Path) -> None:
@@ -68,9 +69,12 @@ def assert_judged(path: Path) -> None:
     assert code in (0, 1), (code, out, err)
     assert spent < PER_CASE, f"{spent:.2f} s of CPU"
     assert "Traceback" not in out + err
-    # A good config is read once, without positions; only a refused one is read again
-    # with them. Both readings must refuse exactly the same inputs.
-    assert accepted(path, located=False) is accepted(path, located=True) is (code == 0)
+    # A good config is read once, without positions (its batches composed one at a time);
+    # only a refused one is read again with them, composed whole. Both readings must refuse
+    # exactly the same inputs, and make the same config of the others.
+    quick = loaded(path, located=False)
+    assert quick == loaded(path, located=True)
+    assert (quick is not None) is (code == 0)
     if code == 0:
         assert err == "", err
         assert re.fullmatch(rf"{re.escape(str(path))}: OK \(\d+ batches\)\n", out), out
