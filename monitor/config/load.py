@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
+from pydantic.dataclasses import is_pydantic_dataclass
+from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
 from monitor.config.cadence import calendar_problem
@@ -323,9 +325,20 @@ def _position_of(merged: _Merged, path: DataPath, pick: str) -> Position:
     return located.best() if pick == "best" else located.value
 
 
+#: What pydantic calls an error of a dataclass-shaped model (`validated_record`), as it
+#: calls the same error of a `BaseModel`: both are explained alike.
+_AS_MODEL_ERROR = {
+    "unexpected_keyword_argument": "extra_forbidden",
+    "missing_argument": "missing",
+    "dataclass_type": "model_type",
+    "dataclass_args_type": "model_type",
+}
+
+
 def _explain(errors: list[ErrorDetails], merged: _Merged) -> list[Problem]:
     problems = []
     for error in errors:
+        error["type"] = _AS_MODEL_ERROR.get(error["type"], error["type"])
         loc = tuple(error["loc"])
         if any(loc[:length] in merged.reported for length in range(len(loc) + 1)):
             continue  # its value was dropped after a YAML-level problem already reported
@@ -414,8 +427,8 @@ def _fields_at(path: tuple[str | int, ...]) -> list[str]:
     """The keys allowed in the mapping at `path`, for did-you-mean suggestions."""
     current: Any = Config
     for part in path:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            fields = current.model_fields
+        fields = _fields_of(current)
+        if fields is not None:
             if not isinstance(part, str) or part not in fields:
                 return []
             current = _unwrap(fields[part].annotation)
@@ -423,9 +436,16 @@ def _fields_at(path: tuple[str | int, ...]) -> list[str]:
             current = _unwrap(get_args(current)[0])
         else:
             return []
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+    return list(_fields_of(current) or ())
+
+
+def _fields_of(model: Any) -> dict[str, FieldInfo] | None:
+    """The fields of a model class or a pydantic dataclass (None: `model` is neither)."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model.model_fields
+    if isinstance(model, type) and is_pydantic_dataclass(model):
+        return model.__pydantic_fields__
+    return None
 
 
 def _unwrap(annotation: Any) -> Any:

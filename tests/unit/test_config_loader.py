@@ -159,11 +159,12 @@ def test_schema_describes_every_key_of_the_example() -> None:
 
 def _all_option_names(model: type[Any]) -> set[str]:
     names: set[str] = set()
-    for name, info in model.model_fields.items():
+    fields = getattr(model, "model_fields", None) or model.__pydantic_fields__
+    for name, info in fields.items():
         names.add(info.alias or name)  # the key a config writes
         for inner in re.findall(r"\b([A-Z]\w+)\b", str(info.annotation)):
             nested = getattr(sys.modules["monitor.config.model"], inner, None)
-            if isinstance(nested, type) and hasattr(nested, "model_fields"):
+            if isinstance(nested, type) and hasattr(nested, "__pydantic_fields__"):
                 names |= _all_option_names(nested)
     return names
 

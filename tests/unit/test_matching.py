@@ -8,9 +8,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from monitor.config.model import Batch
 from monitor.core.matching import BatchIndex, JobIdentity, batch_matches, literal_prefix
+
+BATCH = TypeAdapter(Batch)
 
 NAME_PIECES = ["ab", "AB", "a", "c", "-", ".", "\n"]
 PATTERNS = [
@@ -69,7 +72,7 @@ jobs = st.builds(
 
 def _batches(match_list: list[dict[str, Any]]) -> list[Batch]:
     return [
-        Batch.model_validate({"name": f"b{index}", "freshness": "1h", "match": match})
+        BATCH.validate_python({"name": f"b{index}", "freshness": "1h", "match": match})
         for index, match in enumerate(match_list)
     ]
 
