@@ -201,6 +201,7 @@ class Pipeline:
             self._document, retry=SAVE_RETRY, saved=self._metrics.state_saved
         )
         self._writer.start()
+        self._save_policy.hold()  # until the start-up list is delivered (`SavePolicy`)
         self._engine = self._resume(main.restored.engine, now)
         self._notifier = Notifier(
             self._transport,
@@ -378,9 +379,11 @@ class Pipeline:
         if actions:
             self._deliver(actions)
         clock_only = not actions and isinstance(fact, (Tick, Watermark))
+        if self._save_policy.holding and self._kube.synced:
+            self._save_policy.release()  # the start-up list is delivered (`SavePolicy`)
         if started:
             self._save()  # when they are judged from must survive any crash (take_started)
-        elif self._save_policy.changed(clock_only=clock_only):
+        elif self._save_policy.changed(clock_only=clock_only, posted=bool(actions)):
             delay = self._save_policy.delay.total_seconds()
             self._slots.after("save", delay, lambda: self._queue.put(Chore.SAVE))
         if wakeup != self._wakeup:

@@ -43,3 +43,41 @@ def test_a_change_while_a_save_is_pending_is_saved_by_it() -> None:
     assert policy.due()
     policy.saved()
     assert policy.changed(clock_only=False)  # a new change schedules a new save
+
+
+def test_while_held_only_a_change_that_posted_is_saved_and_the_rest_waits_for_release() -> None:
+    clock = Clock()
+    policy = SavePolicy(monotonic=clock)
+    policy.hold()
+    assert policy.changed(clock_only=False, posted=False) is False  # a listed Job
+    assert policy.changed(clock_only=True, posted=False) is False  # a tick while listing
+    assert policy.dirty
+    policy.release()
+    assert policy.changed(clock_only=True, posted=False) is True  # the next fact saves it
+    assert policy.due() is True
+    policy.saved()
+    assert policy.changed(clock_only=True, posted=False) is False  # back to the interval
+
+
+def test_an_alert_while_held_is_saved_at_once_with_what_waited() -> None:
+    policy = SavePolicy(monotonic=Clock())
+    policy.hold()
+    assert policy.changed(clock_only=False, posted=False) is False
+    assert policy.changed(clock_only=False, posted=True) is True
+    assert policy.due() is True
+    policy.saved()
+    assert not policy.dirty
+    assert policy.holding  # still listing: the next change that posted nothing waits again
+    assert policy.changed(clock_only=False, posted=False) is False
+
+
+def test_a_hold_ends_by_itself_when_the_list_never_finishes() -> None:
+    clock = Clock()
+    policy = SavePolicy(hold_limit=120.0, monotonic=clock)
+    policy.hold()
+    assert policy.changed(clock_only=False, posted=False) is False
+    clock.now += 119.0
+    assert policy.changed(clock_only=True, posted=False) is False
+    clock.now += 1.0
+    assert not policy.holding
+    assert policy.changed(clock_only=True, posted=False) is True
