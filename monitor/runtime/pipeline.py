@@ -389,6 +389,8 @@ class Pipeline:
         if wakeup != self._wakeup:
             self._wakeup = wakeup
             self._schedule_tick(wakeup)
+            if wakeup is not None:  # a deadline decided then waits for the watermark
+                self._kube.want_watermark(wakeup)
 
     def _deliver(self, actions: list[Action]) -> None:
         for action in actions:

@@ -179,3 +179,23 @@ def test_a_reader_slowed_by_its_consumer_is_never_taken_for_a_quiet_watch(
         elif written[int(value)] < newest_mark:  # (the mark already has the margin taken off)
             late += 1
     assert late == 0, f"{late} changes were emitted after a watermark had passed them"
+
+
+def test_a_wanted_instant_is_reached_at_once_not_at_the_next_interval(
+    kube: FakeKubeApi, recorder: Recorder, make_source: SourceFactory
+) -> None:
+    """A deadline's decision waits for the watermark to pass it: the source looks again
+    at that instant plus the margin instead of up to an interval later."""
+    kube.jobs.create_job("ml-batch", "daily-1")
+    margin = timedelta(seconds=0.5)
+    source = make_source(watermark_interval=600.0, watermark_margin=margin)
+    wait_until(lambda: source.synced and kube.open_watches == 1)
+    assert recorder.watermarks() == []  # the interval alone would wait ten minutes
+    wanted = datetime.now(UTC) + timedelta(seconds=1)
+    source.want_watermark(wanted)
+    wait_until(lambda: (source.watermark or wanted - margin) >= wanted, timeout=30)
+    reached = datetime.now(UTC)
+    assert reached >= wanted + margin  # never earlier than the margin allows
+    checks = source.watermark_checks
+    assert checks <= 3, "looked more often than the nudge and the wanted instant"
+    assert all(mark.seen_up_to <= reached - margin for mark in recorder.watermarks())

@@ -22,6 +22,9 @@ namespaces, or each configured namespace) lists and watches (`reflector`) and em
   reports the stall). It never goes backwards.
   `margin` covers `completionTime`'s truncation to whole seconds (a change at 09:00:00.7
   is stamped 09:00:00) and the watch's delivery latency under the idle rule.
+  The scopes are looked at every `interval`, and also at the first instant the watermark
+  can reach an instant a decision waits for (`want_watermark`: that instant plus the
+  margin), which takes up to an interval off every deadline's alert.
 - `SourceHealth(kubernetes, …)`: reachable or not (with the last successful contact),
   emitted on each change; 401/403 also log which permission is missing; a crashed reader
   or a relist loop is reported as unreachable too, with what happened.
@@ -52,6 +55,9 @@ from monitor.sources.kube.reflector import Reflector, ReflectorSettings, reader_
 from monitor.sources.kube.resources import JOBS, Item, WatchedResource
 
 logger = logging.getLogger(__name__)
+#: Looked at this long after a wanted instant plus the margin: a timer that fires a little
+#: early would find the watermark just short of it, and wait a whole interval more.
+_WAKE_SLACK = 0.01
 
 
 def _utc_now() -> datetime:
@@ -102,6 +108,8 @@ class KubeRunSource:
         self._interval = watermark_interval
         self._settle = settle
         self._stopped = threading.Event()
+        self._nudged = threading.Event()  # wakes the watermark thread (`want_watermark`)
+        self._wanted: datetime | None = None
         self._rng = rng or random.Random()
         self._settings = settings = ReflectorSettings(
             page_size=page_size,
@@ -145,6 +153,7 @@ class KubeRunSource:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop every thread (open watches are cut) and wait for them."""
         self._stopped.set()
+        self._nudged.set()
         for reflector in self._reflectors:
             reflector.stop()
         deadline = time.monotonic() + timeout
@@ -237,9 +246,26 @@ class KubeRunSource:
         self.contact(False, f"{detail}; restarting it")
 
     # -- watermark ------------------------------------------------------------------
+    def want_watermark(self, at: datetime) -> None:
+        """A decision waits for the watermark to reach `at`: look at the scopes again at
+        `at` plus the margin, the first instant it can, not at the next interval only."""
+        self._wanted = at
+        self._nudged.set()
+
     def _watermark_loop(self) -> None:
-        while not self._stopped.wait(self._interval):
-            self.advance_watermark()
+        while not self._stopped.is_set():
+            self._nudged.wait(self._pause())
+            self._nudged.clear()
+            if not self._stopped.is_set():
+                self.advance_watermark()
+
+    def _pause(self) -> float:
+        """Seconds until the next look: an interval, or less when a wanted instant nears."""
+        wanted, watermark = self._wanted, self.watermark
+        if wanted is None or (watermark is not None and watermark >= wanted):
+            return self._interval
+        until = (wanted + self._margin - self._clock()).total_seconds() + _WAKE_SLACK
+        return min(self._interval, until) if until > 0 else self._interval
 
     def advance_watermark(self) -> None:
         """Update each scope's caught-up instant, emit a newer Watermark if the oldest of
