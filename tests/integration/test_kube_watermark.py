@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.core.facts import Fact, JobSeen, Watermark
+from monitor.sources.kube.source import KubeRunSource
 from monitor.testing.kube_api import FakeKubeApi
 from monitor.testing.kube_workloads import JOBS, job_object
 from monitor.testing.wait import wait_until
@@ -181,21 +182,31 @@ def test_a_reader_slowed_by_its_consumer_is_never_taken_for_a_quiet_watch(
     assert late == 0, f"{late} changes were emitted after a watermark had passed them"
 
 
-def test_a_wanted_instant_is_reached_at_once_not_at_the_next_interval(
-    kube: FakeKubeApi, recorder: Recorder, make_source: SourceFactory
-) -> None:
+def test_a_wanted_instant_is_reached_at_once_not_at_the_next_interval(kube: FakeKubeApi) -> None:
     """A deadline's decision waits for the watermark to pass it: the source looks again
-    at that instant plus the margin instead of up to an interval later."""
+    at that instant plus the margin instead of up to an interval later, and never emits a
+    watermark the margin does not allow."""
     kube.jobs.create_job("ml-batch", "daily-1")
     margin = timedelta(seconds=0.5)
-    source = make_source(watermark_interval=600.0, watermark_margin=margin)
-    wait_until(lambda: source.synced and kube.open_watches == 1)
-    assert recorder.watermarks() == []  # the interval alone would wait ten minutes
-    wanted = datetime.now(UTC) + timedelta(seconds=1)
-    source.want_watermark(wanted)
-    wait_until(lambda: (source.watermark or wanted - margin) >= wanted, timeout=30)
-    reached = datetime.now(UTC)
-    assert reached >= wanted + margin  # never earlier than the margin allows
-    checks = source.watermark_checks
-    assert checks <= 3, "looked more often than the nudge and the wanted instant"
-    assert all(mark.seen_up_to <= reached - margin for mark in recorder.watermarks())
+    emitted: list[tuple[datetime, Watermark]] = []
+
+    def record(fact: Fact) -> None:
+        if isinstance(fact, Watermark):
+            emitted.append((datetime.now(UTC), fact))
+
+    source = KubeRunSource(
+        kube.api_client(), record, silence_timeout=60.0, settle=0.05,
+        watermark_interval=600.0, watermark_margin=margin,
+    ).start()  # fmt: skip
+    try:
+        wait_until(lambda: source.synced and kube.open_watches == 1)
+        assert emitted == []  # the interval alone would wait ten minutes
+        wanted = datetime.now(UTC) + timedelta(seconds=1)
+        source.want_watermark(wanted)
+        wait_until(lambda: (source.watermark or wanted - margin) >= wanted, timeout=30)
+    finally:
+        source.stop()
+    for at, mark in emitted:
+        assert mark.seen_up_to <= at - margin, "a watermark the margin does not allow"
+    first = next(at for at, mark in emitted if mark.seen_up_to >= wanted)
+    assert first - (wanted + margin) < timedelta(seconds=10)  # not the interval's 600 s

@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 #: Looked at this long after a wanted instant plus the margin: a timer that fires a little
 #: early would find the watermark just short of it, and wait a whole interval more.
 _WAKE_SLACK = 0.01
+#: How soon to look again when the wanted instant passed without the watermark reaching it.
+_RETRY_SECONDS = 0.05
 
 
 def _utc_now() -> datetime:
@@ -248,9 +250,16 @@ class KubeRunSource:
     # -- watermark ------------------------------------------------------------------
     def want_watermark(self, at: datetime) -> None:
         """A decision waits for the watermark to reach `at`: look at the scopes again at
-        `at` plus the margin, the first instant it can, not at the next interval only."""
-        self._wanted = at
-        self._nudged.set()
+        `at` plus the margin, the first instant it can, not at the next interval only.
+
+        The thread is woken only for an instant sooner than the one it waits for and
+        due within an interval: the pipeline calls this whenever its next wakeup changes
+        (at start-up, per listed Job), and every look may send a progress probe.
+        """
+        previous, self._wanted = self._wanted, at
+        soon = (at + self._margin - self._clock()).total_seconds() < self._interval
+        if soon and (previous is None or at < previous):
+            self._nudged.set()
 
     def _watermark_loop(self) -> None:
         while not self._stopped.is_set():
@@ -265,7 +274,11 @@ class KubeRunSource:
         if wanted is None or (watermark is not None and watermark >= wanted):
             return self._interval
         until = (wanted + self._margin - self._clock()).total_seconds() + _WAKE_SLACK
-        return min(self._interval, until) if until > 0 else self._interval
+        if until > 0:
+            return min(self._interval, until)
+        # Just missed (a busy scope resolves its probe at a later look): look again soon,
+        # for up to an interval, then at the interval (a stalled watch is not polled).
+        return min(self._interval, _RETRY_SECONDS) if -until < self._interval else self._interval
 
     def advance_watermark(self) -> None:
         """Update each scope's caught-up instant, emit a newer Watermark if the oldest of
