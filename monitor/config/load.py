@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, BinaryIO, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from pydantic.dataclasses import is_pydantic_dataclass
@@ -42,6 +42,7 @@ _JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _MERGED_LIST = "batches"
 #: Largest config file read: 10,000 batches are about 1 MiB (and so is a ConfigMap at most).
 MAX_FILE_BYTES = 16 * 2**20
+_READ_PIECE = 2**20
 
 
 class ConfigError(Exception):
@@ -120,7 +121,7 @@ def _config_files(path: str | Path) -> list[tuple[str, Path]]:
 def _read(label: str, file: Path, located: bool) -> YamlDocument:
     try:
         with file.open("rb") as stream:
-            raw = stream.read(MAX_FILE_BYTES + 1)  # a device or a huge file: never all of it
+            raw = _read_at_most(stream, MAX_FILE_BYTES + 1)  # a device, a huge file: not all
     except FileNotFoundError:
         return _unreadable(label, Position(label, 1, 1), "no such file or directory")
     except OSError as error:
@@ -137,6 +138,17 @@ def _read(label: str, file: Path, located: bool) -> YamlDocument:
         at = Position(label, before.count(b"\n") + 1, column)
         return _unreadable(label, at, "not UTF-8 text")
     return read_yaml(label, text, located=located)
+
+
+def _read_at_most(stream: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` bytes, to the end. In pieces: `read(limit)` allocates all of `limit`
+    at once (16 MiB for every config load, most of a small config's peak)."""
+    pieces: list[bytes] = []
+    size = 0
+    while size < limit and (piece := stream.read(min(_READ_PIECE, limit - size))):
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)
 
 
 def _unreadable(label: str, at: Position, message: str) -> YamlDocument:

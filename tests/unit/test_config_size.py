@@ -85,3 +85,28 @@ def test_a_merge_of_itself_is_a_recursive_alias(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(str(path))
     assert refused.value.lines() == [f"{path}:1:8: recursive alias"]
+
+
+def test_a_file_past_the_size_limit_is_refused_unread_and_so_is_an_endless_device(
+    tmp_path: Path,
+) -> None:
+    from monitor.config.load import MAX_FILE_BYTES
+
+    path = tmp_path / "huge.yaml"
+    path.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    for given in (path, Path("/dev/zero")):
+        with pytest.raises(ConfigError) as refused:
+            load_config(str(given))
+        assert refused.value.lines() == [f"{given}:1:1: file too large: at most 16 MiB"]
+
+
+def test_a_file_just_under_the_limit_is_read_whole(tmp_path: Path) -> None:
+    """Read in pieces: nothing past the first piece may be lost."""
+    from monitor.config.load import MAX_FILE_BYTES
+
+    tail = (
+        "slack: {channel: '#a'}\nbatches: [{name: last, match: {cronjob: last}, freshness: 1h}]\n"
+    )
+    path = tmp_path / "padded.yaml"
+    path.write_text("#" * (MAX_FILE_BYTES - len(tail) - 1) + "\n" + tail)
+    assert [batch.name for batch in load_config(str(path)).batches] == ["last"]
