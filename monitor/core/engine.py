@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import heapq
-from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +52,7 @@ from monitor.core.kinds import (
     kind_info,
 )
 from monitor.core.matching import BatchIndex, JobIdentity
-from monitor.core.runs import RunHistory, describe_run
+from monitor.core.runs import RecentSuccesses, RunHistory, describe_run
 from monitor.core.schedule import (
     NEVER,
     canonical_zone,
@@ -146,7 +145,7 @@ class Engine:
         self._heap: list[tuple[datetime, str]] = []
         self._due: dict[str, datetime] = {}
         self._open: set[str] = set()
-        self._recent: OrderedDict[str, JobSeen] = OrderedDict()
+        self._recent = RecentSuccesses(_RECENT_SUCCESSES)
         # Run watches (`watches`): when each batch's overrun/at-risk check is next due, and
         # the batches of each running run they follow (to end them if it is deleted).
         self._watch_heap: list[tuple[datetime, str]] = []
@@ -274,13 +273,7 @@ class Engine:
         return actions
 
     def _remember_success(self, job: JobSeen) -> None:
-        """Keep recent successes of any Job (in memory only: a restart relists them), so a
-        batch added by a reload sees runs that completed before it was added."""
-        if job.uid in self._recent:
-            return  # kept already: a relist or a repeated event
-        self._recent[job.uid] = job
-        if len(self._recent) > _RECENT_SUCCESSES:
-            self._recent.popitem(last=False)  # O(1), unlike deleting a dict's first key
+        self._recent.add(job)  # for batches a reload adds (`RecentSuccesses`)
 
     def _note_failure(self, batch: str, at: datetime) -> None:
         if batch not in self.last_failure or at > self.last_failure[batch]:
@@ -690,7 +683,7 @@ class Engine:
         if old is not None:
             track.last_success = old.last_success
         identity_matches = self._index.batches_for
-        for job in self._recent.values():
+        for job in self._recent:
             if job.completion_time is not None and batch in identity_matches(job):
                 closed += track.completed(job.uid, job.completion_time)
                 self._runs_of(batch.name).seen(job)
@@ -961,7 +954,8 @@ class Engine:
         engine.history = [dict(entry) for entry in data["history"]]
         engine.config = config
         engine._index = BatchIndex(config.batches)
-        engine._heap, engine._due, engine._recent = [], {}, OrderedDict()
+        engine._heap, engine._due = [], {}
+        engine._recent = RecentSuccesses(_RECENT_SUCCESSES)
         engine._watch_heap, engine._watch_due, engine._running_uids = [], {}, {}
         engine._warnings = None
         engine._open = set()

@@ -113,6 +113,7 @@ def test_a_decided_outcome_stands_over_later_copies(kube: FakeKubeApi) -> None:
     [done] = lists.relist()
     assert isinstance(done, JobSeen)
     assert (done.outcome, done.completion_time) == ("succeeded", NINE)
+    assert lists.reflector._known[done.uid].kept is done.completion_time  # nothing more kept
     # A contradicting, earlier failure shows up later: the first decision stands, so the
     # settled copy equals the delivered one and nothing is emitted.
     kube.jobs.fail_job("ml", "daily", at=NINE - timedelta(minutes=5), reason="Evicted")

@@ -9,7 +9,7 @@ from typing import Any
 
 from monitor.core.engine import Engine
 from monitor.core.facts import ConfigReplaced, JobSeen
-from monitor.core.runs import KEPT_DURATIONS, SHOWN_RUNS, RunHistory
+from monitor.core.runs import KEPT_DURATIONS, SHOWN_RUNS, RecentSuccesses, RunHistory
 from monitor.notify.render import RenderSettings, render_post
 from tests.unit.engine_helpers import (
     T0,
@@ -220,3 +220,17 @@ def test_an_ended_run_is_kept_as_the_run_it_shows_a_running_one_as_seen() -> Non
     [shown] = history.recent()
     assert (shown.name, shown.outcome, shown.reason) == ("daily-u-1", "failed", ended.reason)
     assert shown.duration_seconds == 30 * 60
+
+
+def test_recent_successes_keep_the_last_ones_each_once_oldest_first() -> None:
+    recent = RecentSuccesses(limit=3)
+    jobs = [run(f"u-{n}", n, 5) for n in range(5)]
+    for job in [jobs[0], jobs[1], jobs[0], jobs[2]]:  # a repeat is not kept twice
+        recent.add(job)
+    assert [job.uid for job in recent] == ["u-0", "u-1", "u-2"]
+    recent.add(jobs[3])
+    recent.add(jobs[4])
+    assert [job.uid for job in recent] == ["u-2", "u-3", "u-4"]
+    assert len(recent) == 3
+    recent.add(jobs[0])  # forgotten, so kept again as the newest
+    assert [job.uid for job in recent] == ["u-3", "u-4", "u-0"]

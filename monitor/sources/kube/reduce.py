@@ -203,8 +203,9 @@ def reduce_document(job: JobDocument) -> JobSeen:
 
 
 class JobEnd(msgspec.Struct, frozen=True, gc=False):
-    """A run's decided outcome: what a reflector keeps of a delivered terminal run (no
-    cycles are possible among these immutable values, hence `gc=False`: no GC header)."""
+    """A run's decided outcome other than a plain success: what a reflector keeps of a
+    delivered failed run (no cycles are possible among these immutable values, hence
+    `gc=False`: no GC header). A success is kept as its completion time alone."""
 
     outcome: JobOutcome
     completion_time: datetime | None
@@ -213,13 +214,29 @@ class JobEnd(msgspec.Struct, frozen=True, gc=False):
     failed_at: datetime | None
 
 
-def settle_job(kept: JobEnd | None, seen: JobSeen) -> tuple[JobSeen, JobEnd | None]:
+#: What a reflector keeps of a run that ended: most of a cluster's runs succeeded, and a
+#: success is its completion time alone (the very datetime the run holds, so it costs
+#: nothing: a `JobEnd` each was 5 MB of 100,000 Jobs).
+Ended = JobEnd | datetime
+
+
+def settle_job(kept: Ended | None, seen: JobSeen) -> tuple[JobSeen, Ended | None]:
     """A decided outcome never changes: later copies keep the first outcome and its time
     (a Job's conditions can gain a contradicting entry; the first decision stands).
 
     `kept` is what this returned for the copy delivered before (None at first, and while
     the run was running); returns the copy to deliver and what to keep of it.
     """
+    if isinstance(kept, datetime):
+        success = replace(
+            seen,
+            outcome="succeeded",
+            completion_time=kept,
+            reason=None,
+            message=None,
+            failed_at=None,
+        )
+        return success, kept
     if kept is not None:
         settled = replace(
             seen,
@@ -232,6 +249,9 @@ def settle_job(kept: JobEnd | None, seen: JobSeen) -> tuple[JobSeen, JobEnd | No
         return settled, kept
     if seen.outcome == "running":
         return seen, None
+    plain = seen.reason is None and seen.message is None and seen.failed_at is None
+    if seen.outcome == "succeeded" and seen.completion_time is not None and plain:
+        return seen, seen.completion_time
     end = JobEnd(seen.outcome, seen.completion_time, seen.reason, seen.message, seen.failed_at)
     return seen, end
 
