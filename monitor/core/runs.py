@@ -105,9 +105,7 @@ class RunHistory:
 
     def _trim(self) -> None:
         """Keep the newest `SHOWN_RUNS` runs, running or ended."""
-        order = [(_job_order(job), uid) for uid, job in self._running.items()]
-        order += [(_sort_key(run), uid) for uid, run in self._ended.items()]
-        kept = {uid for _, uid in sorted(order, reverse=True)[:SHOWN_RUNS]}
+        kept = {run.uid for run in self.recent()}
         self._running = {uid: job for uid, job in self._running.items() if uid in kept}
         self._ended = {uid: run for uid, run in self._ended.items() if uid in kept}
 
@@ -201,12 +199,6 @@ class RecentSuccesses:
 
     def __len__(self) -> int:
         return len(self._runs)
-
-
-def _job_order(job: JobSeen) -> tuple[float, str]:
-    """A Job's place among runs: by start (else creation, else completion), like `Run`."""
-    started = job.start_time or job.created_at or job.completion_time or job.failed_at
-    return (started.timestamp() if started is not None else 0.0, job.uid)
 
 
 def _sort_key(run: Run) -> tuple[float, str]:
