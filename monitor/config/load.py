@@ -337,8 +337,8 @@ def _position_of(merged: _Merged, path: DataPath, pick: str) -> Position:
     return located.best() if pick == "best" else located.value
 
 
-#: What pydantic calls an error of a dataclass-shaped model (`validated_record`), as it
-#: calls the same error of a `BaseModel`: both are explained alike.
+#: What pydantic calls an error of a pydantic dataclass (a batch, a match), as it calls the
+#: same error of a `BaseModel`: both are explained alike.
 _AS_MODEL_ERROR = {
     "unexpected_keyword_argument": "extra_forbidden",
     "missing_argument": "missing",

@@ -103,8 +103,9 @@ def shared_labels(labels: Mapping[str, str] | None, uid: str, name: str) -> dict
 
     Every run of a CronJob carries the same keys and most of the same values, and a Job
     names its own uid and name in four more; decoded, each is a string of its own. Keys
-    and values are interned, and a value that is the run's uid or name is that string:
-    the labels of 100,000 remembered Jobs shrink from ~60 MB to their dicts.
+    and values are interned, and a value that is the run's uid or name is that string
+    (measured with the interned namespace and owner: the engine's 20,000 remembered
+    successes and 100,000 runs keep 13 MB less).
     """
     if not labels:
         return {}
